@@ -1,0 +1,68 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "tollgate",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "tollgate", targets: ["tollgate"]),
+        .library(name: "TollgateRedis", targets: ["TollgateRedis"]),
+        .library(name: "TollgateCore", targets: ["TollgateCore"]),
+        .library(name: "TollgateTestSupport", targets: ["TollgateTestSupport"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // hiredis from the system (Debian: libhiredis-dev).
+        .systemLibrary(
+            name: "CHiredis",
+            pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
+        // A Redis client on hiredis for Swift concurrency.
+        .target(
+            name: "TollgateRedis",
+            dependencies: ["CHiredis"]
+        ),
+        // Turns lua/*.lua into one Redis Functions library embedded in TollgateCore.
+        .executableTarget(name: "LuaEmbedder"),
+        .plugin(
+            name: "EmbedLua",
+            capability: .buildTool(),
+            dependencies: ["LuaEmbedder"]
+        ),
+        // Money, accounts, holds, the ledger: the Engine API.
+        .target(
+            name: "TollgateCore",
+            dependencies: ["TollgateRedis"],
+            plugins: ["EmbedLua"]
+        ),
+        // The command-line tool.
+        .executableTarget(
+            name: "tollgate",
+            dependencies: [
+                "TollgateCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // Helpers shared by every test target (and the benchmarks): real redis-server processes.
+        .target(
+            name: "TollgateTestSupport",
+            dependencies: ["TollgateRedis"]
+        ),
+        .testTarget(
+            name: "TollgateRedisTests",
+            dependencies: ["TollgateRedis", "TollgateTestSupport"]
+        ),
+        .testTarget(
+            name: "TollgateCoreTests",
+            dependencies: ["TollgateCore", "TollgateTestSupport"]
+        ),
+        .testTarget(
+            name: "TollgateCLITests",
+            dependencies: ["TollgateCore", "TollgateTestSupport"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

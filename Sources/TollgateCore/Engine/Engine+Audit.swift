@@ -1,0 +1,122 @@
+import TollgateRedis
+
+/// What the audit found on one account.
+public struct AccountAudit: Sendable, Hashable {
+    public var account: AccountID
+    /// The balance Redis holds.
+    public var balance: Money
+    /// The sum of the account's ledger entries, up to the newest one at the snapshot.
+    public var ledgerSum: Money
+    /// The held amount Redis holds.
+    public var held: Money
+    /// What open holds still reserve.
+    public var openHolds: Money
+    /// How many ledger entries were read.
+    public var entries: Int
+    /// Everything found wrong; empty when the account's books balance.
+    public var problems: [String]
+
+    public var isClean: Bool { problems.isEmpty }
+}
+
+/// The result of auditing every account.
+public struct AuditReport: Sendable, Hashable {
+    /// Every account checked.
+    public var accounts: [AccountAudit]
+    /// The accounts whose books do not balance.
+    public var drifting: [AccountAudit] { accounts.filter { !$0.isClean } }
+    public var isClean: Bool { accounts.allSatisfy(\.isClean) }
+}
+
+extension Engine {
+    /// Checks I2 on every account: balance = sum of its ledger entries, each entry's balance
+    /// and held figures follow from the one before, and held = what open holds reserve.
+    public func audit() async throws(TollgateError) -> AuditReport {
+        var results: [AccountAudit] = []
+        for id in try await accountIDs() {
+            do {
+                results.append(try await audit(id))
+            } catch where error.code == .accountNotFound {
+                continue  // deleted between the scan and the audit
+            }
+        }
+        return AuditReport(accounts: results.sorted { $0.account < $1.account })
+    }
+
+    /// Checks one account's books without stopping writers: an atomic snapshot names the
+    /// newest entry, then the ledger up to it is summed page by page (entries never change).
+    public func audit(_ id: AccountID) async throws(TollgateError) -> AccountAudit {
+        let keys = AccountKeys(id)
+        var command = RedisCommand("FCALL_RO")
+        command.append("audit_snapshot")
+        command.append(3)
+        for key in [keys.account, keys.ledger, keys.holds] { command.append(key) }
+        let reply: RESPValue
+        do {
+            reply = try await redis.call(TollgateLua.library, command)
+        } catch {
+            throw TollgateError(error)
+        }
+        if case .error(let message) = reply { throw TollgateError(serverReply: message) }
+        guard let fields = reply.array, fields.count == 6,
+              let balance = fields[0].int64, let held = fields[1].int64,
+              let lastID = fields[3].string, let openSum = fields[4].int64 else {
+            throw TollgateError(.redisError, "unexpected audit snapshot: \(reply)")
+        }
+        var problems: [String] = []
+        var runningBalance: Int64 = 0
+        var runningHeld: Int64 = 0
+        var count = 0
+        var after: String?
+        while !lastID.isEmpty {
+            let page = try await ledgerForward(id, after: after, through: lastID, count: 1000)
+            for entry in page {
+                runningBalance += entry.amount.micros
+                runningHeld += entry.heldDelta.micros
+                if problems.count < 20 {
+                    if entry.balance.micros != runningBalance {
+                        problems.append("entry \(entry.id) says balance \(entry.balance) but the entries up to it sum to \(Money(micros: runningBalance).map(\.description) ?? String(runningBalance))")
+                    }
+                    if entry.held.micros != runningHeld {
+                        problems.append("entry \(entry.id) says held \(entry.held) but the held changes up to it sum to \(Money(micros: runningHeld).map(\.description) ?? String(runningHeld))")
+                    }
+                }
+            }
+            count += page.count
+            guard let last = page.last, last.id != lastID, page.count == 1000 else { break }
+            after = last.id
+        }
+        if runningBalance != balance {
+            problems.append("balance is \(format(balance)) but the ledger sums to \(format(runningBalance))")
+        }
+        if runningHeld != held {
+            problems.append("held is \(format(held)) but the ledger's held changes sum to \(format(runningHeld))")
+        }
+        if openSum != held {
+            problems.append("held is \(format(held)) but open holds reserve \(format(openSum))")
+        }
+        return AccountAudit(
+            account: id, balance: Money(micros: balance) ?? .zero, ledgerSum: Money(micros: runningBalance) ?? .zero,
+            held: Money(micros: held) ?? .zero, openHolds: Money(micros: openSum) ?? .zero,
+            entries: count, problems: problems)
+    }
+
+    /// Every account id, found by `SCAN` over account keys.
+    public func accountIDs() async throws(TollgateError) -> [AccountID] {
+        var ids: [AccountID] = []
+        var cursor = "0"
+        repeat {
+            let reply = try await send(RedisCommand(["SCAN", cursor, "MATCH", AccountKeys.accountPattern, "COUNT", "1000"]))
+            guard let parts = reply.array, parts.count == 2, let next = parts[0].string, let keys = parts[1].array else {
+                throw TollgateError(.redisError, "unexpected SCAN reply: \(reply)")
+            }
+            ids.append(contentsOf: keys.compactMap { $0.string.flatMap(AccountKeys.accountID(fromAccountKey:)) })
+            cursor = next
+        } while cursor != "0"
+        return ids
+    }
+
+    private func format(_ micros: Int64) -> String {
+        Money(micros: micros)?.description ?? "\(micros) micro-credits"
+    }
+}

@@ -1,0 +1,183 @@
+import TollgateRedis
+
+/// Tollgate's engine: every mutation of an account is one atomic Lua step in Redis,
+/// idempotent by the caller's request id (I3), writing a ledger entry per balance change (I2).
+///
+/// A value type holding a shared `RedisClient`; copy and share it freely between tasks.
+public struct Engine: Sendable {
+    /// The Redis client the engine runs on.
+    public let redis: RedisClient
+    /// Where "now" comes from (I6).
+    public let clock: any EngineClock
+
+    /// Makes an engine over a client without touching Redis; call `prepare()` before use, or
+    /// use `start(redis:clock:)`.
+    public init(redis: RedisClient, clock: any EngineClock = SystemEngineClock()) {
+        self.redis = redis
+        self.clock = clock
+    }
+
+    /// Connects, makes Redis run exactly the Lua in `lua/`, and returns a ready engine.
+    public static func start(
+        redis: RedisClient,
+        clock: any EngineClock = SystemEngineClock()
+    ) async throws(TollgateError) -> Engine {
+        let engine = Engine(redis: redis, clock: clock)
+        _ = try await engine.prepare()
+        return engine
+    }
+
+    /// Checks Redis answers and installs the Lua library when it is missing or differs
+    /// from the repository's; afterwards Redis runs exactly `TollgateLua.library`.
+    @discardableResult
+    public func prepare() async throws(TollgateError) -> RedisFunctionInstallOutcome {
+        do {
+            try await redis.ping()
+            return try await redis.install(TollgateLua.library)
+        } catch {
+            throw TollgateError(error)
+        }
+    }
+
+    /// Whether Redis runs exactly the Lua of this build.
+    public func luaMatchesRepository() async throws(TollgateError) -> Bool {
+        do {
+            return try await redis.loadedCode(of: TollgateLua.library) == TollgateLua.library.code
+        } catch {
+            throw TollgateError(error)
+        }
+    }
+
+    // MARK: Accounts
+
+    /// Creates an account (status active, balance 0); `account_exists` if the id is taken.
+    public func createAccount(_ id: AccountID, creditLimit: Money = .zero) async throws(TollgateError) -> AccountState {
+        guard creditLimit.micros >= 0 else {
+            throw TollgateError(.invalidAmount, "a credit limit must not be negative")
+        }
+        return try await step("account_create", id, nil, [String(creditLimit.micros)]).account
+    }
+
+    /// Reads an account (expiring any holds past their TTL first).
+    public func account(_ id: AccountID) async throws(TollgateError) -> AccountState {
+        try await step("account_get", id, nil, []).account
+    }
+
+    /// Freezes an account: spending is refused with `account_frozen` until unfrozen.
+    public func freeze(_ id: AccountID) async throws(TollgateError) -> AccountState {
+        try await step("account_set_status", id, nil, [AccountStatus.frozen.rawValue]).account
+    }
+
+    /// Lets a frozen account spend again.
+    public func unfreeze(_ id: AccountID) async throws(TollgateError) -> AccountState {
+        try await step("account_set_status", id, nil, [AccountStatus.active.rawValue]).account
+    }
+
+    // MARK: Money in and out
+
+    /// Adds credit. Only an `adjustment` may be negative; a negative adjustment is refused
+    /// (`insufficient_credit`) if it would take available credit below −credit limit.
+    public func credit(
+        _ id: AccountID, amount: Money, kind: CreditKind = .topup, requestID: RequestID
+    ) async throws(TollgateError) -> Decision {
+        guard amount.micros != 0, amount.isPositive || kind == .adjustment else {
+            throw TollgateError(.invalidAmount, kind == .adjustment
+                ? "an adjustment must not be zero" : "a \(kind.rawValue) must be a positive amount")
+        }
+        return try await step("credit", id, requestID, [String(amount.micros), kind.rawValue, requestID.rawValue])
+    }
+
+    /// Debits a plain amount now; refused when available credit (plus the credit limit)
+    /// does not cover it, or the account is not active.
+    public func debit(_ id: AccountID, amount: Money, requestID: RequestID) async throws(TollgateError) -> Decision {
+        try requirePositive(amount, "a debit")
+        return try await step("debit", id, requestID, [String(amount.micros), requestID.rawValue])
+    }
+
+    // MARK: Holds (I4)
+
+    /// Reserves `amount` until captured and released, or until `ttl` passes (then it expires
+    /// by itself). The decision's `holdID` names the hold.
+    public func hold(
+        _ id: AccountID, amount: Money, ttl: Duration, requestID: RequestID
+    ) async throws(TollgateError) -> Decision {
+        try requirePositive(amount, "a hold")
+        let (seconds, attoseconds) = ttl.components
+        let milliseconds = seconds * 1000 + attoseconds / 1_000_000_000_000_000
+        guard milliseconds >= 1, milliseconds <= 7 * 24 * 3_600_000 else {
+            throw TollgateError(.invalidArgument, "a hold's TTL must be between 1 ms and 7 days")
+        }
+        return try await step("hold", id, requestID, [String(amount.micros), String(milliseconds), requestID.rawValue])
+    }
+
+    /// Charges `amount` against a hold: from what it still reserves first, then from
+    /// available credit (refused if that does not cover the rest). Call it once per token
+    /// batch if you like; the hold stays open until released or expired.
+    public func capture(_ hold: HoldID, amount: Money, requestID: RequestID) async throws(TollgateError) -> Decision {
+        try requirePositive(amount, "a capture")
+        return try await step("capture", hold.account, requestID,
+                              [String(hold.sequence), String(amount.micros), requestID.rawValue])
+    }
+
+    /// Closes a hold, freeing what it still reserves. Releasing twice with the same request
+    /// id replays the first answer; a closed hold is `hold_not_found`.
+    public func release(_ hold: HoldID, requestID: RequestID) async throws(TollgateError) -> Decision {
+        try await step("release", hold.account, requestID, [String(hold.sequence), requestID.rawValue])
+    }
+
+    // MARK: Plumbing
+
+    private func requirePositive(_ amount: Money, _ what: String) throws(TollgateError) {
+        guard amount.isPositive else {
+            throw TollgateError(.invalidAmount, "\(what) must be a positive amount")
+        }
+    }
+
+    /// Runs one Lua step on an account: `FCALL name keys now arguments...`.
+    private func step(
+        _ function: String, _ id: AccountID, _ requestID: RequestID?, _ arguments: [String]
+    ) async throws(TollgateError) -> Decision {
+        let keys = AccountKeys(id).forStep(requestID)
+        let command = RedisCommand.fcall(function, keys: keys, arguments: [String(clock.nowMilliseconds())] + arguments)
+        let reply: RESPValue
+        do {
+            reply = try await redis.call(TollgateLua.library, command)
+        } catch {
+            throw TollgateError(error)
+        }
+        if case .error(let message) = reply {
+            throw TollgateError(serverReply: message)
+        }
+        return try Decision(stepReply: reply, account: id, function: function)
+    }
+}
+
+extension Decision {
+    /// Reads the fixed reply shape of `lua/10_account.lua`'s `reply()`.
+    init(stepReply reply: RESPValue, account id: AccountID, function: String) throws(TollgateError) {
+        guard let fields = reply.array, fields.count == 11,
+              let outcome = fields[0].string, let reason = fields[1].string,
+              let balance = fields[2].int64.flatMap(Money.init(micros:)),
+              let held = fields[3].int64.flatMap(Money.init(micros:)),
+              let creditLimit = fields[4].int64.flatMap(Money.init(micros:)),
+              let status = fields[5].string.flatMap(AccountStatus.init(rawValue:)),
+              let entryID = fields[6].string, let holdSequence = fields[7].string,
+              let amount = fields[8].int64, let detail = fields[9].int64, let replayed = fields[10].int64
+        else {
+            throw TollgateError(.redisError, "unexpected reply from Tollgate's Lua: \(reply)")
+        }
+        self.init(
+            allowed: outcome == "ok",
+            reason: outcome == "ok" ? nil : DenialReason(reason),
+            account: AccountState(id: id, status: status, balance: balance, held: held, creditLimit: creditLimit),
+            entryID: entryID.isEmpty ? nil : entryID,
+            holdID: Int64(holdSequence).map { HoldID(account: id, sequence: $0) },
+            amount: Money(micros: amount) ?? .zero,
+            // The detail field means what the step says: a hold's expiry, or a capture's or
+            // release's total captured on the hold.
+            holdExpiresAt: function == "hold" && outcome == "ok" ? detail : nil,
+            capturedOnHold: (function == "capture" || function == "release") && outcome == "ok" ? Money(micros: detail) : nil,
+            replayed: replayed == 1
+        )
+    }
+}

@@ -1,0 +1,94 @@
+// The JSON shapes the CLI prints and the HTTP API will serve; one definition for both.
+// Amounts are decimal strings of credits.
+
+extension AccountState: Encodable {
+    private enum CodingKeys: String, CodingKey {
+        case id, status, balance, held, available, creditLimit = "credit_limit"
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id.rawValue, forKey: .id)
+        try container.encode(status, forKey: .status)
+        try container.encode(balance, forKey: .balance)
+        try container.encode(held, forKey: .held)
+        try container.encode(available, forKey: .available)
+        try container.encode(creditLimit, forKey: .creditLimit)
+    }
+}
+
+extension Decision: Encodable {
+    private enum CodingKeys: String, CodingKey {
+        case allowed, reason, account, amount, balance, held, available, status
+        case entryID = "entry_id", holdID = "hold_id", holdExpiresAt = "hold_expires_at"
+        case capturedOnHold = "captured_on_hold", replayed
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(allowed, forKey: .allowed)
+        try container.encode(reason?.rawValue, forKey: .reason)
+        try container.encode(account.id.rawValue, forKey: .account)
+        try container.encode(amount, forKey: .amount)
+        try container.encode(account.balance, forKey: .balance)
+        try container.encode(account.held, forKey: .held)
+        try container.encode(account.available, forKey: .available)
+        try container.encode(account.status, forKey: .status)
+        try container.encodeIfPresent(entryID, forKey: .entryID)
+        try container.encodeIfPresent(holdID?.description, forKey: .holdID)
+        try container.encodeIfPresent(holdExpiresAt, forKey: .holdExpiresAt)
+        try container.encodeIfPresent(capturedOnHold, forKey: .capturedOnHold)
+        try container.encode(replayed, forKey: .replayed)
+    }
+}
+
+extension LedgerEntry: Encodable {
+    private enum CodingKeys: String, CodingKey {
+        case id, kind, amount, balance, held, heldDelta = "held_delta", requestID = "request_id"
+        case holdID = "hold_id", time
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(kind, forKey: .kind)
+        try container.encode(amount, forKey: .amount)
+        try container.encode(balance, forKey: .balance)
+        try container.encode(held, forKey: .held)
+        try container.encode(heldDelta, forKey: .heldDelta)
+        try container.encode(requestID, forKey: .requestID)
+        try container.encodeIfPresent(holdID?.description, forKey: .holdID)
+        try container.encode(Timestamp.iso8601(milliseconds: time), forKey: .time)
+    }
+}
+
+extension AccountAudit: Encodable {
+    private enum CodingKeys: String, CodingKey {
+        case account, clean, balance, ledgerSum = "ledger_sum", held, openHolds = "open_holds", entries, problems
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(account.rawValue, forKey: .account)
+        try container.encode(isClean, forKey: .clean)
+        try container.encode(balance, forKey: .balance)
+        try container.encode(ledgerSum, forKey: .ledgerSum)
+        try container.encode(held, forKey: .held)
+        try container.encode(openHolds, forKey: .openHolds)
+        try container.encode(entries, forKey: .entries)
+        try container.encode(problems, forKey: .problems)
+    }
+}
+
+extension AuditReport: Encodable {
+    private enum CodingKeys: String, CodingKey {
+        case clean, accountsChecked = "accounts_checked", drifting
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(isClean, forKey: .clean)
+        try container.encode(accounts.count, forKey: .accountsChecked)
+        try container.encode(drifting, forKey: .drifting)
+    }
+}

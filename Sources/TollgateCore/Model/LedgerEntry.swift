@@ -1,0 +1,32 @@
+/// The kinds of ledger entry (DESIGN.md: Model).
+public enum LedgerKind: String, Sendable, Hashable, Codable, CaseIterable {
+    case topup, deposit, coupon, grant, adjustment, debit, hold, capture, release, expire, refund
+}
+
+/// One change on an account, as written by the Lua step that made it.
+public struct LedgerEntry: Sendable, Hashable {
+    /// The entry's id, unique within the account and ordered by time (`<ms>-<n>`).
+    public var id: String
+    public var kind: LedgerKind
+    /// The change of balance (negative for debits and captures, 0 for holds and releases).
+    public var amount: Money
+    /// The balance after this entry.
+    public var balance: Money
+    /// The held amount after this entry.
+    public var held: Money
+    /// The change of the held amount.
+    public var heldDelta: Money
+    /// When it happened, ms since the epoch (the engine's clock).
+    public var time: Int64
+    /// The caller's request id.
+    public var requestID: String
+    /// The hold it concerns, if any.
+    public var holdID: HoldID?
+}
+
+/// A page of ledger entries, newest first.
+public struct LedgerPage: Sendable, Hashable {
+    public var entries: [LedgerEntry]
+    /// Pass back to get the next (older) page; `nil` on the last page.
+    public var nextCursor: String?
+}

@@ -1,0 +1,141 @@
+import Foundation
+import Synchronization
+import TollgateRedis
+
+/// A real `redis-server` child process for tests and benchmarks, on a unix socket (and a TCP
+/// port when asked) in a private temporary folder. Stopped by `stop()` or when released.
+public final class RedisServer: Sendable {
+    /// Where the server listens on its unix socket.
+    public let socketPath: String
+    /// The TCP port, when the server was started with one.
+    public let port: Int?
+    /// The server's private folder (data, socket, log).
+    public let directory: URL
+    private let persistent: Bool
+    private let process: Mutex<Process?>
+
+    /// The unix-socket address of the server.
+    public var address: RedisAddress { RedisAddress(endpoint: .unixSocket(path: socketPath)) }
+    /// The TCP address, when the server has a port.
+    public var tcpAddress: RedisAddress? { port.map { RedisAddress(endpoint: .tcp(host: "127.0.0.1", port: $0)) } }
+    /// The unix-socket address as a URL string (`unix:///...`).
+    public var url: String { "unix://\(socketPath)" }
+
+    /// Starts a server and waits until it answers `PING`.
+    /// - Parameters:
+    ///   - tcp: also listen on a free TCP port on 127.0.0.1.
+    ///   - persistent: keep data across `restart()` (AOF on), as the embedded server does.
+    public init(tcp: Bool = false, persistent: Bool = false) async throws {
+        let directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("tollgate-redis-\(UUID().uuidString.prefix(8))", isDirectory: true)
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        self.directory = directory
+        self.socketPath = directory.appendingPathComponent("redis.sock").path
+        self.port = tcp ? try Self.freePort() : nil
+        self.persistent = persistent
+        self.process = Mutex(nil)
+        try await start()
+    }
+
+    deinit {
+        process.withLock { running in
+            if let running, running.isRunning {
+                running.terminate()
+                running.waitUntilExit()
+            }
+        }
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// Stops the server (SIGTERM) and waits for it to exit.
+    public func stop() {
+        let running = process.withLock { current -> Process? in
+            defer { current = nil }
+            return current
+        }
+        guard let running, running.isRunning else { return }
+        running.terminate()
+        running.waitUntilExit()
+    }
+
+    /// Starts the server again on the same socket and port (after `stop()`).
+    public func start() async throws {
+        let child = Process()
+        child.executableURL = try Self.redisServerExecutable()
+        child.arguments = [
+            "--port", String(port ?? 0),
+            "--bind", "127.0.0.1",
+            "--unixsocket", socketPath,
+            "--unixsocketperm", "700",
+            "--dir", directory.path,
+            "--save", "",
+            "--appendonly", persistent ? "yes" : "no",
+            "--logfile", directory.appendingPathComponent("redis.log").path,
+            "--daemonize", "no",
+        ]
+        child.standardOutput = FileHandle.nullDevice
+        child.standardError = FileHandle.nullDevice
+        try child.run()
+        process.withLock { $0 = child }
+        let client = RedisClient(configuration: RedisConfiguration(
+            address: address, connectTimeout: .milliseconds(200), commandTimeout: .seconds(1),
+            connectionCount: 1, reconnectBackoff: .zero))
+        defer { client.close() }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            if (try? await client.ping()) != nil { return }
+            guard child.isRunning else { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let log = (try? String(contentsOf: directory.appendingPathComponent("redis.log"), encoding: .utf8)) ?? ""
+        stop()
+        throw RedisServerError(message: "redis-server did not start; its log:\n\(log.suffix(2000))")
+    }
+
+    /// Restarts the server: stop, then start on the same socket and port.
+    public func restart() async throws {
+        stop()
+        try await start()
+    }
+
+    /// A client for this server with short timeouts suited to tests.
+    public func client(connections: Int = 2, commandTimeout: Duration = .seconds(2)) -> RedisClient {
+        RedisClient(configuration: RedisConfiguration(
+            address: address, connectTimeout: .seconds(1), commandTimeout: commandTimeout,
+            connectionCount: connections, reconnectBackoff: .milliseconds(10)))
+    }
+
+    private static func redisServerExecutable() throws -> URL {
+        for directory in ["/usr/bin", "/usr/local/bin", "/usr/sbin"] {
+            let candidate = URL(fileURLWithPath: directory).appendingPathComponent("redis-server")
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+        }
+        throw RedisServerError(message: "redis-server is not installed (Debian: apt-get install redis-server)")
+    }
+
+    /// Asks the kernel for a free TCP port on 127.0.0.1.
+    public static func freePort() throws -> Int {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw RedisServerError(message: "socket() failed") }
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Int32 in
+                guard bind(descriptor, pointer, length) == 0 else { return -1 }
+                return getsockname(descriptor, pointer, &length)
+            }
+        }
+        guard bound == 0 else { throw RedisServerError(message: "bind() failed") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
+
+/// Why a test `redis-server` could not be started.
+public struct RedisServerError: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
+}

@@ -1,0 +1,69 @@
+import ArgumentParser
+import Foundation
+import TollgateCore
+import TollgateRedis
+
+/// Where Redis is and how long to wait for it; shared by every command that uses the engine.
+struct EngineOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp(
+        "Redis address: redis://[user:password@]host:port[/db] or unix:///path/to/socket.",
+        discussion: "Defaults to TOLLGATE_REDIS_URL, else redis://127.0.0.1:6379.",
+        valueName: "url"))
+    var redis: String?
+
+    @Option(name: .long, help: ArgumentHelp("How long to wait for Redis per command, e.g. 500ms or 2s.", valueName: "duration"))
+    var redisTimeout: DurationArgument = DurationArgument(.seconds(2))
+
+    /// The address chosen by flag, then environment, then the default.
+    var redisURL: String {
+        redis ?? ProcessInfo.processInfo.environment["TOLLGATE_REDIS_URL"] ?? "redis://127.0.0.1:6379"
+    }
+
+    /// An engine connected to Redis with the Lua of this build installed.
+    func engine() async throws(TollgateError) -> Engine {
+        let engine = try unpreparedEngine()
+        do {
+            try await engine.prepare()
+        } catch where error.code == .redisUnavailable {
+            throw TollgateError(.redisUnavailable, "cannot reach Redis at \(engine.redis.configuration.address): \(error.message)")
+        }
+        return engine
+    }
+
+    /// An engine on the configured Redis that has not checked or installed its Lua.
+    func unpreparedEngine() throws(TollgateError) -> Engine {
+        let address: RedisAddress
+        do {
+            address = try RedisAddress(parsing: redisURL)
+        } catch {
+            throw TollgateError(.invalidArgument, error.message)
+        }
+        return Engine(redis: RedisClient(configuration: RedisConfiguration(
+            address: address, connectTimeout: redisTimeout.duration, commandTimeout: redisTimeout.duration,
+            connectionCount: 1)))
+    }
+}
+
+/// A duration written as `250ms`, `30s`, `5m` or `1h`.
+struct DurationArgument: ExpressibleByArgument, Sendable {
+    let duration: Duration
+
+    init(_ duration: Duration) { self.duration = duration }
+
+    init?(argument: String) {
+        let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000)]
+        for (suffix, millisecondsPerUnit) in units where argument.hasSuffix(suffix) {
+            let number = argument.dropLast(suffix.count)
+            guard !number.isEmpty, number.allSatisfy(\.isASCII), let value = Int64(number), value > 0,
+                  value <= Int64.max / millisecondsPerUnit / 1_000_000 else { return nil }
+            duration = .milliseconds(value * millisecondsPerUnit)
+            return
+        }
+        return nil
+    }
+
+    var defaultValueDescription: String {
+        let milliseconds = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        return milliseconds % 1000 == 0 ? "\(milliseconds / 1000)s" : "\(milliseconds)ms"
+    }
+}
