@@ -1,0 +1,55 @@
+import Testing
+@testable import TollgateCore
+
+@Suite("Ids and keys")
+struct IdentifierTests {
+    static let oddIDs = ["demo", "a{b}c", "}{", "{a:x}", "with space", "new\nline", "naïve-ü-😀", "%41", "a/b?c#d", "\u{0}nul", "tg:{a:demo}:acct"]
+
+    /// Redis Cluster's hash tag rule: the part between the first `{` and the next `}`, if non-empty.
+    static func hashTag(_ key: String) -> String {
+        let bytes = Array(key.utf8)
+        guard let open = bytes.firstIndex(of: UInt8(ascii: "{")),
+              let close = bytes[(open + 1)...].firstIndex(of: UInt8(ascii: "}")), close > open + 1 else { return key }
+        return String(decoding: bytes[(open + 1)..<close], as: UTF8.self)
+    }
+
+    @Test("every key of an account shares one hash tag, for any bytes in the id (I7)", arguments: oddIDs)
+    func oneSlotPerAccount(raw: String) throws {
+        let id = try AccountID(raw)
+        let keys = AccountKeys(id)
+        let all = keys.forStep(try RequestID("req{}\n")) 
+        let tags = Set(all.map(Self.hashTag))
+        #expect(tags.count == 1)
+        #expect(tags.first == "a:" + AccountKeys.encode(raw))
+        #expect(AccountKeys.accountID(fromAccountKey: keys.account) == id)
+    }
+
+    @Test("distinct ids never share keys")
+    func injective() throws {
+        let ids = Self.oddIDs + ["%7B", "{", "%25", "%"]
+        let encoded = Set(ids.map(AccountKeys.encode))
+        #expect(encoded.count == Set(ids).count)
+    }
+
+    @Test("hold ids round-trip for any account id", arguments: oddIDs)
+    func holdIDs(raw: String) throws {
+        let hold = HoldID(account: try AccountID(raw), sequence: 42)
+        let parsed = try HoldID(parsing: hold.description)
+        #expect(parsed == hold)
+        #expect(!hold.description.contains("/"))
+    }
+
+    @Test("malformed hold ids are refused", arguments: ["", "h", "h1", "h0.ZGVtbw", "x1.ZGVtbw", "h1.", "h1.@@", "h-1.ZGVtbw", "h1.ZGVtbx"])
+    func badHoldIDs(text: String) {
+        #expect(throws: TollgateError.self) { try HoldID(parsing: text) }
+    }
+
+    @Test("ids have length limits")
+    func lengths() throws {
+        #expect(throws: TollgateError.self) { try AccountID("") }
+        #expect(throws: TollgateError.self) { try AccountID(String(repeating: "a", count: 257)) }
+        _ = try AccountID(String(repeating: "a", count: 256))
+        #expect(throws: TollgateError.self) { try RequestID("") }
+        #expect(throws: TollgateError.self) { try RequestID(String(repeating: "r", count: 257)) }
+    }
+}
