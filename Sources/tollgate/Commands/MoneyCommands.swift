@@ -8,7 +8,9 @@ struct CreditCommand: AsyncParsableCommand {
         commandName: "credit",
         abstract: "Add credit to an account (a top-up, a grant, or an adjustment that may be negative).")
     @Argument(help: "The account's id.") var id: String
-    @Argument(help: "Credits to add, e.g. 10 or 0.5 (negative only with --kind adjustment).") var amount: String
+    @Argument(help: ArgumentHelp(
+        "Credits to add, e.g. 10 or 0.5.",
+        discussion: "Only an adjustment may be negative; put it after --: tollgate credit ID --kind adjustment --id REQ -- -0.5")) var amount: String
     @Option(name: .customLong("id"), help: "The request id: repeating it changes nothing.") var requestID: String
     @Option(help: "topup, grant or adjustment.") var kind: CreditKind = .topup
     @Flag(help: "Print the decision as JSON.") var json = false
