@@ -12,6 +12,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // hiredis from the system (Debian: libhiredis-dev).
@@ -35,7 +36,10 @@ let package = Package(
         // Money, accounts, holds, the ledger: the Engine API.
         .target(
             name: "TollgateCore",
-            dependencies: ["TollgateRedis"],
+            dependencies: [
+                "TollgateRedis",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             plugins: ["EmbedLua"]
         ),
         // The command-line tool.

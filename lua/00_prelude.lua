@@ -4,10 +4,16 @@
 --
 -- Contract with the engine (TollgateCore):
 --   * KEYS are built by the engine; every key of one account shares the hash tag {a:ID} (I7).
+--     API keys live as fields of their account's hash, so no step touches another slot.
 --   * ARGV[1] is always the engine's clock in milliseconds; scripts never call TIME (I6).
+--     Steps that enforce spend caps also get the current UTC hour, day and month as
+--     (id, end) pairs, computed once in Swift (SpendPeriods).
 --   * Amounts are integers of micro-credits, checked to stay below 2^53 (Lua numbers are doubles).
---   * Every check runs before the first write, so a refused call changes nothing (I5).
---   * Replies have one fixed shape (see reply() below); errors are 'TOLLGATE <code> <message>'.
+--   * Every check runs before the first write, so a refused call changes nothing but the
+--     account's deny counters (I5). Expiring due holds is the one write that may come first:
+--     it is owed to the clock, not to the call.
+--   * Replies have one fixed shape (see reply() in 10_account.lua); errors are
+--     'TOLLGATE <code> <message>'.
 
 local MAX_AMOUNT = 9007199254740991      -- 2^53 - 1 micro-credits
 local MAX_TTL_MS = 7 * 24 * 3600 * 1000  -- holds live at most a week
@@ -35,4 +41,13 @@ end
 
 local function amount_arg(value, name)
   return integer_arg(value, name, 1, MAX_AMOUNT)
+end
+
+-- Floor division and its non-negative remainder, exact for integers below 2^53.
+local function floor_div(a, b)
+  local q = math.floor(a / b)
+  local r = a - q * b
+  -- a / b is rounded; correct the quotient by one step either way.
+  if r < 0 then q = q - 1; r = r + b elseif r >= b then q = q + 1; r = r - b end
+  return q, r
 end

@@ -1,7 +1,9 @@
 -- Accounts. KEYS of every account step, in this order:
---   1 acct     hash: status, balance, held, credit_limit, created, lms (last ledger ms), hseq
+--   1 acct     hash: status, balance, held, credit_limit, created, lms (last ledger ms), hseq,
+--              limits and their state (30_limits.lua), carries (40_pricing.lua), and each
+--              API key's fields under 'k:<key id>:'
 --   2 ledger   stream of ledger entries
---   3 holds    hash: hold seq -> msgpack {reserved, captured, expires, request_id}
+--   3 holds    hash: hold seq -> msgpack hold (20_holds.lua)
 --   4 holdexp  sorted set: hold seq by expiry time
 --   5 idem     (mutations only) the request id's stored result
 
@@ -30,11 +32,14 @@ end
 
 -- The one reply shape of every account step:
 --   1 outcome 'ok' | 'denied'   2 reason ('' when ok)   3 balance   4 held   5 credit_limit
---   6 status   7 ledger entry id ('' if none)   8 hold seq ('' if none)   9 amount applied
---   10 detail (capture/release: total captured on the hold)   11 replayed (0 | 1)
-local function reply(a, outcome, reason, entry_id, hold_seq, amount, detail)
+--   6 status   7 ledger entry id ('' if none)   8 hold seq ('' if none)
+--   9 amount applied (debited, credited, reserved, captured, released; for authorize the cost)
+--   10 detail (hold: expiry ms; capture/report/settle/release: total captured on the hold)
+--   11 replayed (0 | 1)   12 retry_after_ms (-1 when waiting does not help)
+--   13 limits: flat array of (name, limit, remaining, reset_ms) for each limit that applied
+local function reply(a, outcome, reason, entry_id, hold_seq, amount, detail, retry_after, limits)
   return { outcome, reason or '', a.balance, a.held, a.credit_limit, a.status,
-           entry_id or '', hold_seq or '', amount or 0, detail or 0, 0 }
+           entry_id or '', hold_seq or '', amount or 0, detail or 0, 0, retry_after or -1, limits or {} }
 end
 
 local function denied(a, reason)
@@ -42,14 +47,22 @@ local function denied(a, reason)
 end
 
 -- Appends one ledger entry. Entry ids are '<ms>-<n>', ms never going backwards, so the
--- ledger is ordered even if the engine's clock steps back.
-local function append_ledger(k, a, now, kind, amount, held_delta, request_id, hold_seq)
+-- ledger is ordered even if the engine's clock steps back. usage, when given, names the
+-- meter, model, quantity and key the entry charges for.
+local function append_ledger(k, a, now, kind, amount, held_delta, request_id, hold_seq, usage)
   local ms = now
   if a.lms > ms then ms = a.lms end
-  local id = redis.call('XADD', k.ledger, fmt(ms) .. '-*',
+  local fields = {
     'kind', kind, 'amount', fmt(amount), 'balance', fmt(a.balance), 'held', fmt(a.held),
     'held_delta', fmt(held_delta), 'time', fmt(now), 'request_id', request_id or '',
-    'hold', hold_seq or '')
+    'hold', hold_seq or '' }
+  if usage then
+    fields[#fields + 1] = 'meter'; fields[#fields + 1] = usage.meter
+    fields[#fields + 1] = 'model'; fields[#fields + 1] = usage.model
+    fields[#fields + 1] = 'quantity'; fields[#fields + 1] = fmt(usage.quantity)
+    fields[#fields + 1] = 'key'; fields[#fields + 1] = usage.key or ''
+  end
+  local id = redis.call('XADD', k.ledger, fmt(ms) .. '-*', unpack(fields))
   a.lms = ms
   redis.call('HSET', k.acct, 'lms', fmt(ms))
   return id

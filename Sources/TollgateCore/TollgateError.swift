@@ -18,6 +18,8 @@ public struct TollgateError: Error, Sendable, Hashable, CustomStringConvertible 
         public static let accountClosed = Code("account_closed")
         /// The request id was already used for a different operation.
         public static let idempotencyConflict = Code("idempotency_conflict")
+        /// No API key has this id.
+        public static let keyNotFound = Code("key_not_found")
         /// The result would leave the range the engine can hold exactly (2^53 micro-credits).
         public static let amountOutOfRange = Code("amount_out_of_range")
         /// Redis could not be reached, or did not answer in time.

@@ -12,6 +12,7 @@ public final class RedisServer: Sendable {
     /// The server's private folder (data, socket, log).
     public let directory: URL
     private let persistent: Bool
+    private let extraArguments: [String]
     private let process: Mutex<Process?>
 
     /// The unix-socket address of the server.
@@ -25,7 +26,9 @@ public final class RedisServer: Sendable {
     /// - Parameters:
     ///   - tcp: also listen on a free TCP port on 127.0.0.1.
     ///   - persistent: keep data across `restart()` (AOF on), as the embedded server does.
-    public init(tcp: Bool = false, persistent: Bool = false) async throws {
+    ///   - extraArguments: more `redis-server` options, appended after the defaults (for
+    ///     example `["--requirepass", "secret"]`); they apply to every `start()`.
+    public init(tcp: Bool = false, persistent: Bool = false, extraArguments: [String] = []) async throws {
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("tollgate-redis-\(UUID().uuidString.prefix(8))", isDirectory: true)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -33,6 +36,7 @@ public final class RedisServer: Sendable {
         self.socketPath = directory.appendingPathComponent("redis.sock").path
         self.port = tcp ? try Self.freePort() : nil
         self.persistent = persistent
+        self.extraArguments = extraArguments
         self.process = Mutex(nil)
         try await start()
     }
@@ -72,10 +76,10 @@ public final class RedisServer: Sendable {
             "--appendonly", persistent ? "yes" : "no",
             "--logfile", directory.appendingPathComponent("redis.log").path,
             "--daemonize", "no",
-        ]
+        ] + extraArguments
         child.standardOutput = FileHandle.nullDevice
         child.standardError = FileHandle.nullDevice
-        try child.run()
+        try Self.withEmptySignalMask { try child.run() }
         process.withLock { $0 = child }
         let client = RedisClient(configuration: RedisConfiguration(
             address: address, connectTimeout: .milliseconds(200), commandTimeout: .seconds(1),
@@ -83,7 +87,12 @@ public final class RedisServer: Sendable {
         defer { client.close() }
         let deadline = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < deadline {
-            if (try? await client.ping()) != nil { return }
+            // Up means PONG, or NOAUTH when `extraArguments` set a password (LOADING is not up).
+            switch try? await client.sendReturningErrors(RedisCommand("PING")) {
+            case .simpleString("PONG"): return
+            case .error(let message) where message.hasPrefix("NOAUTH"): return
+            default: break
+            }
             guard child.isRunning else { break }
             try await Task.sleep(for: .milliseconds(20))
         }
@@ -103,6 +112,20 @@ public final class RedisServer: Sendable {
         RedisClient(configuration: RedisConfiguration(
             address: address, connectTimeout: .seconds(1), commandTimeout: commandTimeout,
             connectionCount: connections, reconnectBackoff: .milliseconds(10)))
+    }
+
+    /// Runs `body` (which spawns a child) with this thread's signal mask emptied.
+    ///
+    /// Foundation's `Process` on Linux spawns with the calling thread's signal mask, and
+    /// Dispatch worker threads (where async code runs) block SIGTERM, so the child would ignore
+    /// `terminate()` and `stop()` would wait forever (swift-corelibs-foundation issue #4772).
+    private static func withEmptySignalMask<T>(_ body: () throws -> T) rethrows -> T {
+        var empty = sigset_t()
+        var previous = sigset_t()
+        sigemptyset(&empty)
+        pthread_sigmask(SIG_SETMASK, &empty, &previous)
+        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
+        return try body()
     }
 
     private static func redisServerExecutable() throws -> URL {

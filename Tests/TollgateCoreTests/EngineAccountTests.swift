@@ -32,7 +32,7 @@ struct EngineAccountTests {
         #expect(try await f.engine.credit(id, amount: money("2"), kind: .grant, requestID: request("g")).allowed)
         #expect(try await f.engine.credit(id, amount: money("-1.5"), kind: .adjustment, requestID: request("adj")).allowed)
         let debit = try await f.engine.debit(id, amount: money("0.25"), requestID: request("d"))
-        #expect(debit.allowed && debit.account.balance == money("10.25") && debit.amount == money("0.25"))
+        #expect(debit.allowed && debit.balance == money("10.25") && debit.amount == money("0.25"))
         let entries = try await f.allEntries(id)
         #expect(entries.map(\.kind) == [.debit, .adjustment, .grant, .topup])
         #expect(entries.map(\.amount) == [money("-0.25"), money("-1.5"), money("2"), money("10")])
@@ -47,9 +47,9 @@ struct EngineAccountTests {
         let id = try await f.account("a", balance: "1", creditLimit: "0.5")
         let denied = try await f.engine.debit(id, amount: money("1.500001"), requestID: request("too-much"))
         #expect(!denied.allowed && denied.reason == .insufficientCredit)
-        #expect(denied.account.balance == money("1"))
+        #expect(denied.balance == money("1"))
         let allowed = try await f.engine.debit(id, amount: money("1.5"), requestID: request("just-enough"))
-        #expect(allowed.allowed && allowed.account.balance == money("-0.5") && allowed.account.available == money("-0.5"))
+        #expect(allowed.allowed && allowed.balance == money("-0.5") && allowed.available == money("-0.5"))
         let next = try await f.engine.debit(id, amount: money("0.000001"), requestID: request("one-more"))
         #expect(!next.allowed)
         #expect(try await f.allEntries(id).count == 2)  // seed + one debit
@@ -80,7 +80,7 @@ struct EngineAccountTests {
         _ = try await f.engine.debit(id, amount: money("1"), requestID: request("r2"))
         let again = try await f.engine.debit(id, amount: money("3"), requestID: request("r1"))
         #expect(first.allowed && again.allowed && again.replayed && !first.replayed)
-        #expect(again.account.balance == first.account.balance)  // the first answer, not today's balance
+        #expect(again.balance == first.balance)  // the first answer, not today's balance
         #expect(again.entryID == first.entryID)
         #expect(try await f.engine.account(id).balance == money("6"))
         do {
@@ -124,7 +124,7 @@ struct EngineAccountTests {
         let f = try await EngineFixture()
         let id = try await f.account(raw, balance: "2")
         let other = try await f.account(raw + "x", balance: "5")
-        #expect(try await f.engine.debit(id, amount: money("1"), requestID: request("d")).account.balance == money("1"))
+        #expect(try await f.engine.debit(id, amount: money("1"), requestID: request("d")).balance == money("1"))
         #expect(try await f.engine.account(other).balance == money("5"))
         let ids = try await f.engine.accountIDs()
         #expect(Set(ids) == [id, other])

@@ -20,7 +20,7 @@ struct EngineConcurrencyTests {
                             denied += 1
                             #expect(decision.reason == .insufficientCredit)
                         }
-                        lowest = min(lowest, decision.account.available.micros)
+                        lowest = min(lowest, decision.available?.micros ?? Int64.min)
                     }
                     return (allowed, denied, lowest)
                 }

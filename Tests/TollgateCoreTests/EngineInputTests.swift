@@ -62,13 +62,16 @@ struct EngineInputTests {
         let keys = [
             "tg:{a:a}:acct", "tg:{a:a}:ledger", "tg:{a:a}:holds", "tg:{a:a}:holdexp", "tg:{a:a}:idem:raw",
         ]
-        let reply = try await f.engine.redis.sendReturningErrors(.fcall("debit", keys: keys, arguments: ["1767225600000", raw, "raw"]))
+        let now: Int64 = 1_767_225_600_000
+        let p = SpendPeriods(milliseconds: now)
+        let periods = [p.hour, p.hourEnd, p.day, p.dayEnd, p.month, p.monthEnd].map(String.init)
+        let reply = try await f.engine.redis.sendReturningErrors(.fcall("debit", keys: keys, arguments: [String(now)] + periods + [raw, "raw"]))
         guard case .error(let message) = reply else {
             Issue.record("expected an error reply, got \(reply)")
             return
         }
         #expect(message.hasPrefix("TOLLGATE invalid_argument"))
-        let badClock = try await f.engine.redis.sendReturningErrors(.fcall("debit", keys: keys, arguments: [raw, "1000", "raw2"]))
+        let badClock = try await f.engine.redis.sendReturningErrors(.fcall("debit", keys: keys, arguments: [raw] + periods + ["1000", "raw2"]))
         if raw != "0" {
             guard case .error = badClock else {
                 Issue.record("a malformed clock must be refused, got \(badClock)")

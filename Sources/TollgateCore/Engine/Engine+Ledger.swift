@@ -79,7 +79,10 @@ extension LedgerEntry {
             let hold = fields["hold"].flatMap { Int64($0) }.map { HoldID(account: account, sequence: $0) }
             entries.append(LedgerEntry(
                 id: id, kind: kind, amount: amount, balance: balance, held: held, heldDelta: heldDelta,
-                time: time, requestID: fields["request_id"] ?? "", holdID: hold))
+                time: time, requestID: fields["request_id"] ?? "", holdID: hold,
+                meter: fields["meter"], model: fields["model"].flatMap { $0.isEmpty ? nil : $0 },
+                quantity: fields["quantity"].flatMap { Int64($0) },
+                keyID: fields["key"].flatMap { $0.isEmpty ? nil : $0 }))
         }
         return entries
     }

@@ -9,12 +9,15 @@ public struct Engine: Sendable {
     public let redis: RedisClient
     /// Where "now" comes from (I6).
     public let clock: any EngineClock
+    /// The price book and API-key directory, shared by copies of this engine.
+    let caches: EngineCaches
 
     /// Makes an engine over a client without touching Redis; call `prepare()` before use, or
     /// use `start(redis:clock:)`.
     public init(redis: RedisClient, clock: any EngineClock = SystemEngineClock()) {
         self.redis = redis
         self.clock = clock
+        self.caches = EngineCaches()
     }
 
     /// Connects, makes Redis run exactly the Lua in `lua/`, and returns a ready engine.
@@ -55,22 +58,22 @@ public struct Engine: Sendable {
         guard creditLimit.micros >= 0 else {
             throw TollgateError(.invalidAmount, "a credit limit must not be negative")
         }
-        return try await step("account_create", id, nil, [String(creditLimit.micros)]).account
+        return try await accountStep("account_create", id, [String(creditLimit.micros)])
     }
 
     /// Reads an account (expiring any holds past their TTL first).
     public func account(_ id: AccountID) async throws(TollgateError) -> AccountState {
-        try await step("account_get", id, nil, []).account
+        try await accountStep("account_get", id, [])
     }
 
     /// Freezes an account: spending is refused with `account_frozen` until unfrozen.
     public func freeze(_ id: AccountID) async throws(TollgateError) -> AccountState {
-        try await step("account_set_status", id, nil, [AccountStatus.frozen.rawValue]).account
+        try await accountStep("account_set_status", id, [AccountStatus.frozen.rawValue])
     }
 
     /// Lets a frozen account spend again.
     public func unfreeze(_ id: AccountID) async throws(TollgateError) -> AccountState {
-        try await step("account_set_status", id, nil, [AccountStatus.active.rawValue]).account
+        try await accountStep("account_set_status", id, [AccountStatus.active.rawValue])
     }
 
     // MARK: Money in and out
@@ -102,11 +105,7 @@ public struct Engine: Sendable {
         _ id: AccountID, amount: Money, ttl: Duration, requestID: RequestID
     ) async throws(TollgateError) -> Decision {
         try requirePositive(amount, "a hold")
-        let (seconds, attoseconds) = ttl.components
-        let milliseconds = seconds * 1000 + attoseconds / 1_000_000_000_000_000
-        guard milliseconds >= 1, milliseconds <= 7 * 24 * 3_600_000 else {
-            throw TollgateError(.invalidArgument, "a hold's TTL must be between 1 ms and 7 days")
-        }
+        let milliseconds = try Self.holdTTL(ttl)
         return try await step("hold", id, requestID, [String(amount.micros), String(milliseconds), requestID.rawValue])
     }
 
@@ -127,18 +126,27 @@ public struct Engine: Sendable {
 
     // MARK: Plumbing
 
+    private func accountStep(_ function: String, _ id: AccountID, _ arguments: [String]) async throws(TollgateError) -> AccountState {
+        guard let account = try await step(function, id, nil, arguments).account else {
+            throw TollgateError(.redisError, "\(function) answered without the account")
+        }
+        return account
+    }
+
     private func requirePositive(_ amount: Money, _ what: String) throws(TollgateError) {
         guard amount.isPositive else {
             throw TollgateError(.invalidAmount, "\(what) must be a positive amount")
         }
     }
 
-    /// Runs one Lua step on an account: `FCALL name keys now arguments...`.
-    private func step(
+    /// Runs one Lua step on an account: `FCALL name keys now periods arguments...`.
+    func step(
         _ function: String, _ id: AccountID, _ requestID: RequestID?, _ arguments: [String]
     ) async throws(TollgateError) -> Decision {
         let keys = AccountKeys(id).forStep(requestID)
-        let command = RedisCommand.fcall(function, keys: keys, arguments: [String(clock.nowMilliseconds())] + arguments)
+        let now = clock.nowMilliseconds()
+        let command = RedisCommand.fcall(
+            function, keys: keys, arguments: [String(now)] + SpendPeriods(milliseconds: now).arguments + arguments)
         let reply: RESPValue
         do {
             reply = try await redis.call(TollgateLua.library, command)
@@ -155,29 +163,53 @@ public struct Engine: Sendable {
 extension Decision {
     /// Reads the fixed reply shape of `lua/10_account.lua`'s `reply()`.
     init(stepReply reply: RESPValue, account id: AccountID, function: String) throws(TollgateError) {
-        guard let fields = reply.array, fields.count == 11,
+        guard let fields = reply.array, fields.count == 13,
               let outcome = fields[0].string, let reason = fields[1].string,
               let balance = fields[2].int64.flatMap(Money.init(micros:)),
               let held = fields[3].int64.flatMap(Money.init(micros:)),
               let creditLimit = fields[4].int64.flatMap(Money.init(micros:)),
               let status = fields[5].string.flatMap(AccountStatus.init(rawValue:)),
               let entryID = fields[6].string, let holdSequence = fields[7].string,
-              let amount = fields[8].int64, let detail = fields[9].int64, let replayed = fields[10].int64
+              let amount = fields[8].int64, let detail = fields[9].int64, let replayed = fields[10].int64,
+              let retryAfter = fields[11].int64, let limitFields = fields[12].array
         else {
             throw TollgateError(.redisError, "unexpected reply from Tollgate's Lua: \(reply)")
         }
+        let allowed = outcome == "ok"
         self.init(
-            allowed: outcome == "ok",
-            reason: outcome == "ok" ? nil : DenialReason(reason),
+            allowed: allowed,
+            reason: allowed ? nil : DenialReason(reason),
             account: AccountState(id: id, status: status, balance: balance, held: held, creditLimit: creditLimit),
             entryID: entryID.isEmpty ? nil : entryID,
             holdID: Int64(holdSequence).map { HoldID(account: id, sequence: $0) },
             amount: Money(micros: amount) ?? .zero,
-            // The detail field means what the step says: a hold's expiry, or a capture's or
-            // release's total captured on the hold.
-            holdExpiresAt: function == "hold" && outcome == "ok" ? detail : nil,
-            capturedOnHold: (function == "capture" || function == "release") && outcome == "ok" ? Money(micros: detail) : nil,
-            replayed: replayed == 1
+            // The detail field means what the step says: a hold's expiry, or the net charged
+            // on a hold so far.
+            holdExpiresAt: ["hold", "authorize"].contains(function) && allowed && !holdSequence.isEmpty ? detail : nil,
+            capturedOnHold: ["capture", "release", "report", "settle"].contains(function) && allowed ? Money(micros: detail) : nil,
+            replayed: replayed == 1,
+            retryAfterMilliseconds: retryAfter >= 0 ? retryAfter : nil,
+            limits: try Self.limits(limitFields)
         )
+    }
+
+    private static func limits(_ flat: [RESPValue]) throws(TollgateError) -> [LimitStatus] {
+        var statuses: [LimitStatus] = []
+        var index = 0
+        while index + 3 < flat.count {
+            guard let qualified = flat[index].string, let dot = qualified.firstIndex(of: "."),
+                  let limit = flat[index + 1].int64, let remaining = flat[index + 2].int64,
+                  let reset = flat[index + 3].int64 else {
+                throw TollgateError(.redisError, "unexpected limits report from Tollgate's Lua")
+            }
+            let rawName = String(qualified[qualified.index(after: dot)...])
+            let name = LimitName(rawValue: rawName) ?? LimitName.allCases.first { $0.displayName == rawName }
+            if let name {
+                statuses.append(LimitStatus(
+                    scope: String(qualified[..<dot]), name: name, limit: limit, remaining: remaining, resetMilliseconds: reset))
+            }
+            index += 4
+        }
+        return statuses
     }
 }

@@ -19,33 +19,57 @@ extension AccountState: Encodable {
 
 extension Decision: Encodable {
     private enum CodingKeys: String, CodingKey {
-        case allowed, reason, account, amount, balance, held, available, status
+        case allowed, reason, retryAfter = "retry_after_ms", cost, amount, account, balance, held, available, status
         case entryID = "entry_id", holdID = "hold_id", holdExpiresAt = "hold_expires_at"
-        case capturedOnHold = "captured_on_hold", replayed
+        case capturedOnHold = "captured_on_hold", replayed, limits
     }
 
+    /// The decision as the CLI's `--json` and the HTTP API write it: `allowed`, `reason`,
+    /// `retry_after_ms`, `cost` (= `amount`), `balance`, `available`, `hold_id`, `limits`...
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(allowed, forKey: .allowed)
         try container.encode(reason?.rawValue, forKey: .reason)
-        try container.encode(account.id.rawValue, forKey: .account)
+        try container.encode(retryAfterMilliseconds, forKey: .retryAfter)
+        try container.encode(amount, forKey: .cost)
         try container.encode(amount, forKey: .amount)
-        try container.encode(account.balance, forKey: .balance)
-        try container.encode(account.held, forKey: .held)
-        try container.encode(account.available, forKey: .available)
-        try container.encode(account.status, forKey: .status)
+        try container.encode(account?.id.rawValue, forKey: .account)
+        try container.encode(account?.balance, forKey: .balance)
+        try container.encode(account?.held, forKey: .held)
+        try container.encode(account?.available, forKey: .available)
+        try container.encode(account?.status, forKey: .status)
         try container.encodeIfPresent(entryID, forKey: .entryID)
-        try container.encodeIfPresent(holdID?.description, forKey: .holdID)
+        try container.encode(holdID?.description, forKey: .holdID)
         try container.encodeIfPresent(holdExpiresAt, forKey: .holdExpiresAt)
         try container.encodeIfPresent(capturedOnHold, forKey: .capturedOnHold)
         try container.encode(replayed, forKey: .replayed)
+        try container.encode(limits, forKey: .limits)
+    }
+}
+
+extension LimitStatus: Encodable {
+    private enum CodingKeys: String, CodingKey { case name, limit, remaining, resetMs = "reset_ms" }
+
+    /// `{"name": "account.rpm", "limit": 5, "remaining": 4, "reset_ms": 12000}`; caps' limit and
+    /// remaining are decimal strings of credits.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(qualifiedName, forKey: .name)
+        if name.isAmount {
+            try container.encode(Money(micros: limit) ?? .zero, forKey: .limit)
+            try container.encode(Money(micros: remaining) ?? .zero, forKey: .remaining)
+        } else {
+            try container.encode(limit, forKey: .limit)
+            try container.encode(remaining, forKey: .remaining)
+        }
+        try container.encode(resetMilliseconds, forKey: .resetMs)
     }
 }
 
 extension LedgerEntry: Encodable {
     private enum CodingKeys: String, CodingKey {
         case id, kind, amount, balance, held, heldDelta = "held_delta", requestID = "request_id"
-        case holdID = "hold_id", time
+        case holdID = "hold_id", time, meter, model, quantity, key
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -59,6 +83,10 @@ extension LedgerEntry: Encodable {
         try container.encode(requestID, forKey: .requestID)
         try container.encodeIfPresent(holdID?.description, forKey: .holdID)
         try container.encode(Timestamp.iso8601(milliseconds: time), forKey: .time)
+        try container.encodeIfPresent(meter, forKey: .meter)
+        try container.encodeIfPresent(model, forKey: .model)
+        try container.encodeIfPresent(quantity, forKey: .quantity)
+        try container.encodeIfPresent(keyID, forKey: .key)
     }
 }
 

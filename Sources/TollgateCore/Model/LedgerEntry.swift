@@ -22,6 +22,11 @@ public struct LedgerEntry: Sendable, Hashable {
     public var requestID: String
     /// The hold it concerns, if any.
     public var holdID: HoldID?
+    /// For usage charges: the meter, model, quantity and API key charged for.
+    public var meter: String?
+    public var model: String?
+    public var quantity: Int64?
+    public var keyID: String?
 }
 
 /// A page of ledger entries, newest first.

@@ -57,6 +57,8 @@ public struct RedisAddress: Sendable, Hashable, CustomStringConvertible {
             )
         case "unix":
             let path = components.path
+            // `unix://tmp/redis.sock` would otherwise quietly mean `/redis.sock` on host "tmp".
+            guard (components.host ?? "").isEmpty else { throw invalid("a unix socket address has no host (three slashes: unix:///path)") }
             guard path.hasPrefix("/") else { throw invalid("a unix socket needs an absolute path") }
             var database = 0
             if let value = query["db"] {
@@ -82,9 +84,23 @@ public struct RedisAddress: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// `text` with the password hidden, whether or not it parses: the `user:password@` part and
+    /// any `password=` query item.
     private static func redacted(_ text: String) -> String {
-        guard var components = URLComponents(string: text), components.password != nil else { return text }
-        components.password = "***"
-        return components.string ?? text
+        var result = text
+        if let schemeEnd = result.range(of: "://") {
+            let authorityEnd = result[schemeEnd.upperBound...].firstIndex { $0 == "?" || $0 == "#" } ?? result.endIndex
+            if let at = result[schemeEnd.upperBound..<authorityEnd].lastIndex(of: "@"),
+               let colon = result[schemeEnd.upperBound..<at].firstIndex(of: ":") {
+                result.replaceSubrange(result.index(after: colon)..<at, with: "***")
+            }
+        }
+        if let question = result.firstIndex(of: "?") {
+            let items = result[result.index(after: question)...].split(separator: "&", omittingEmptySubsequences: false).map { item in
+                item.lowercased().hasPrefix("password=") ? "password=***" : String(item)
+            }
+            result = String(result[...question]) + items.joined(separator: "&")
+        }
+        return result
     }
 }

@@ -73,6 +73,7 @@ final class RedisConnection: Sendable {
     }
 
     private func runLoop() {
+        Self.blockBrokenPipeSignal()
         while true {
             var batch: [Pending] = []
             var closing = false
@@ -91,6 +92,18 @@ final class RedisConnection: Sendable {
             if closing && batch.isEmpty { break }
         }
         io.context = nil
+    }
+
+    /// hiredis writes with `write(2)`, and writing to a connection the server has closed (a
+    /// restart, a unix socket whose peer is gone) raises SIGPIPE, whose default action kills the
+    /// whole process. Blocking it on this thread, the only one that touches the socket, turns it
+    /// into an EPIPE error that fails the batch with `connectionClosed`; the signal is directed
+    /// at this thread and stays pending, never delivered. No process-wide state changes.
+    private static func blockBrokenPipeSignal() {
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        sigaddset(&signals, SIGPIPE)
+        pthread_sigmask(SIG_BLOCK, &signals, nil)
     }
 
     private func process(_ batch: [Pending]) {

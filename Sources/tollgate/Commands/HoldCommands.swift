@@ -18,7 +18,7 @@ struct HoldCommand: AsyncParsableCommand {
         let money = try Money(parsing: amount)
         let request = try RequestID(requestID)
         let decision = try await options.engine().hold(account, amount: money, ttl: ttl.duration, requestID: request)
-        try Output.decision(decision, json: json) { $0.holdID?.description ?? "" }
+        try Output.decision(decision, json: json) { decision, _ in decision.holdID?.description ?? "" }
     }
 }
 
@@ -37,8 +37,8 @@ struct CaptureCommand: AsyncParsableCommand {
         let money = try Money(parsing: amount)
         let request = try RequestID(requestID)
         let decision = try await options.engine().capture(hold, amount: money, requestID: request)
-        try Output.decision(decision, json: json) {
-            "captured \($0.amount) on \(hold) (\($0.capturedOnHold ?? .zero) in all); balance \($0.account.balance), held \($0.account.held), available \($0.account.available)"
+        try Output.decision(decision, json: json) { decision, account in
+            "captured \(decision.amount) on \(hold) (\(decision.capturedOnHold ?? .zero) in all); balance \(account.balance), held \(account.held), available \(account.available)"
         }
     }
 }
@@ -56,8 +56,8 @@ struct ReleaseCommand: AsyncParsableCommand {
         let hold = try HoldID(parsing: holdID)
         let request = try RequestID(requestID ?? "release:\(holdID)")
         let decision = try await options.engine().release(hold, requestID: request)
-        try Output.decision(decision, json: json) {
-            "released \($0.amount) from \(hold) (\($0.capturedOnHold ?? .zero) captured); held \($0.account.held), available \($0.account.available)"
+        try Output.decision(decision, json: json) { decision, account in
+            "released \(decision.amount) from \(hold) (\(decision.capturedOnHold ?? .zero) captured); held \(account.held), available \(account.available)"
         }
     }
 }

@@ -21,8 +21,8 @@ struct CreditCommand: AsyncParsableCommand {
         let money = try Money(parsing: amount, allowNegative: kind == .adjustment)
         let request = try RequestID(requestID)
         let decision = try await options.engine().credit(account, amount: money, kind: kind, requestID: request)
-        try Output.decision(decision, json: json) {
-            "credited \($0.amount) (\(kind.rawValue)) to \($0.account.id); balance \($0.account.balance), available \($0.account.available)"
+        try Output.decision(decision, json: json) { decision, account in
+            "credited \(decision.amount) (\(kind.rawValue)) to \(account.id); balance \(account.balance), available \(account.available)"
         }
     }
 }
@@ -42,8 +42,8 @@ struct DebitCommand: AsyncParsableCommand {
         let money = try Money(parsing: amount)
         let request = try RequestID(requestID)
         let decision = try await options.engine().debit(account, amount: money, requestID: request)
-        try Output.decision(decision, json: json) {
-            "debited \($0.amount) from \($0.account.id); balance \($0.account.balance), available \($0.account.available)"
+        try Output.decision(decision, json: json) { decision, account in
+            "debited \(decision.amount) from \(account.id); balance \(account.balance), available \(account.available)"
         }
     }
 }

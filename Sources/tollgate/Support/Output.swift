@@ -19,14 +19,18 @@ enum Output {
     }
 
     /// Prints a decision (as JSON or a line of text) and ends with 0 (allowed) or 3 (denied).
-    static func decision(_ decision: Decision, json: Bool, describe: (Decision) -> String) throws -> Never {
+    static func decision(_ decision: Decision, json: Bool, describe: (Decision, AccountState) -> String) throws -> Never {
         if json {
             Output.json(decision)
-        } else if decision.allowed {
-            print(describe(decision) + (decision.replayed ? " (replayed: this request id was already applied)" : ""))
+        } else if decision.allowed, let account = decision.account {
+            print(describe(decision, account) + (decision.replayed ? " (replayed: this request id was already applied)" : ""))
         } else {
-            let explanation = decision.reason?.explanation ?? "denied"
-            print("denied: \(explanation) (available \(decision.account.available), credit limit \(decision.account.creditLimit))")
+            var line = "denied: " + (decision.reason?.explanation ?? "denied")
+            if let retry = decision.retryAfterMilliseconds { line += "; retry after \(retry) ms" }
+            if let account = decision.account {
+                line += " (available \(account.available), credit limit \(account.creditLimit))"
+            }
+            print(line)
         }
         throw decision.allowed ? CLIExit.success : CLIExit.denied
     }
