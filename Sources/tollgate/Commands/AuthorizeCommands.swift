@@ -33,10 +33,16 @@ struct AuthorizeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let target: AuthorizeTarget = try key.map { .key(secret: $0) } ?? .account(try AccountID(account ?? ""))
-        let decision = try await options.engine().authorize(
-            target, usage: try usage.items(required: true) ?? [], requestID: try RequestID(requestID),
-            mode: hold ? .hold(ttl: ttl.duration) : .debit)
+        let target: AuthorizeTarget
+        if let key {
+            target = .key(secret: key)
+        } else {
+            target = .account(try AccountID(account ?? ""))
+        }
+        let items = try usage.items(required: true) ?? []
+        let request = try RequestID(requestID)
+        let engine = try await options.engine()
+        let decision = try await engine.authorize(target, usage: items, requestID: request, mode: hold ? .hold(ttl: ttl.duration) : .debit)
         try Output.decision(decision, json: json) { decision, account in
             if let holdID = decision.holdID { return holdID.description }
             return "allowed: cost \(decision.amount); balance \(account.balance), available \(account.available)"
@@ -56,7 +62,10 @@ struct ReportCommand: AsyncParsableCommand {
 
     func run() async throws {
         let hold = try HoldID(parsing: holdID)
-        let decision = try await options.engine().report(hold, usage: try usage.items(required: true) ?? [], requestID: try RequestID(requestID))
+        let items = try usage.items(required: true) ?? []
+        let request = try RequestID(requestID)
+        let engine = try await options.engine()
+        let decision = try await engine.report(hold, usage: items, requestID: request)
         try Output.decision(decision, json: json) { decision, account in
             "charged \(decision.amount) (\(decision.capturedOnHold ?? .zero) on the hold); balance \(account.balance), held \(account.held), available \(account.available)"
         }
@@ -75,7 +84,10 @@ struct SettleCommand: AsyncParsableCommand {
 
     func run() async throws {
         let hold = try HoldID(parsing: holdID)
-        let decision = try await options.engine().settle(hold, usage: try usage.items(required: false), requestID: try RequestID(requestID))
+        let items = try usage.items(required: false)
+        let request = try RequestID(requestID)
+        let engine = try await options.engine()
+        let decision = try await engine.settle(hold, usage: items, requestID: request)
         try Output.decision(decision, json: json) { decision, account in
             "settled: \(decision.amount) charged in all; balance \(account.balance), held \(account.held), available \(account.available)"
         }

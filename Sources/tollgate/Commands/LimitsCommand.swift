@@ -47,7 +47,12 @@ struct LimitsCommand: AsyncParsableCommand {
                 let amount = try Money(parsing: value)
                 if amount == .zero { update.remove(name) } else { try update.set(name, amount: amount) }
             }
-            let scope: LimitScope = try account.map { .account(try AccountID($0)) } ?? .key(try KeyID(key ?? ""))
+            let scope: LimitScope
+            if let account {
+                scope = .account(try AccountID(account))
+            } else {
+                scope = .key(try KeyID(key ?? ""))
+            }
             try await options.engine().setLimits(scope, update)
             print("limits set on \(account.map { "account \($0)" } ?? "key \(key ?? "")")")
         }
