@@ -5,7 +5,7 @@ SWIFT      ?= swift
 export PATH := $(PATH):/opt/swift/usr/bin
 DATA_DIR   ?= .tollgate
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := redis-server redis-tools libhiredis-dev pkg-config
+APT_PACKAGES := redis-server redis-tools libhiredis-dev pkg-config nginx-light
 
 .PHONY: run test deps build release bench compare clean stop
 

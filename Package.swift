@@ -13,6 +13,11 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // hiredis from the system (Debian: libhiredis-dev).
@@ -42,11 +47,26 @@ let package = Package(
             ],
             plugins: ["EmbedLua"]
         ),
+        // The HTTP service: gateway and admin JSON API, nginx/Envoy check, auth, metrics,
+        // the embedded redis-server.
+        .target(
+            name: "TollgateServer",
+            dependencies: [
+                "TollgateCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            resources: [.copy("Resources/openapi.json")]
+        ),
         // The command-line tool.
         .executableTarget(
             name: "tollgate",
             dependencies: [
                 "TollgateCore",
+                "TollgateServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -61,6 +81,10 @@ let package = Package(
         ),
         .testTarget(
             name: "TollgateCoreTests",
+            dependencies: ["TollgateCore", "TollgateTestSupport"]
+        ),
+        .testTarget(
+            name: "TollgateServerTests",
             dependencies: ["TollgateCore", "TollgateTestSupport"]
         ),
         .testTarget(

@@ -13,6 +13,7 @@ struct TollgateCommand: AsyncParsableCommand {
             Exit codes: 0 done (or allowed), 1 error, 2 bad input, 3 denied.
             """,
         subcommands: [
+            ServeCommand.self,
             AccountCommand.self,
             CreditCommand.self,
             DebitCommand.self,

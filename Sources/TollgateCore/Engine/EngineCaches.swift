@@ -7,6 +7,8 @@ final class EngineCaches: Sendable {
     /// Secret hash → (key id, account). Immutable once written, so entries never go stale;
     /// revocation is checked inside the atomic step, not here.
     let keys = Mutex([String: (KeyID, AccountID)]())
+    /// Account-token hash → account, immutable once written like `keys`.
+    let accountTokens = Mutex([String: AccountID]())
 
     /// The longest the price book is used without a re-read: a change in Redis reaches every
     /// engine within this (plus one round trip). Past twice this, callers wait for a fresh copy.

@@ -1,0 +1,76 @@
+import HTTPTypes
+import Hummingbird
+import TollgateCore
+
+/// Who is calling, from the `Authorization: Bearer TOKEN` header.
+public enum Caller: Sendable, Hashable {
+    /// The operator: every admin route.
+    case admin
+    /// A gateway: authorize, holds, check.
+    case service
+    /// An account-scoped token: reads (and later acts) on one account only.
+    case account(AccountID)
+}
+
+/// Checks bearer tokens: the admin and service tokens by constant-time comparison of their
+/// SHA-256 digests, account tokens by lookup. Never logs a token.
+struct Authenticator: Sendable {
+    private let adminDigest: [UInt8]
+    private let serviceDigest: [UInt8]
+    let engine: Engine
+
+    init(adminToken: String, serviceToken: String, engine: Engine) {
+        adminDigest = Array(APIKeySecret.hash(adminToken).utf8)
+        serviceDigest = Array(APIKeySecret.hash(serviceToken).utf8)
+        self.engine = engine
+    }
+
+    /// The caller a token belongs to, or nil for an unknown token.
+    func caller(token: String) async throws -> Caller? {
+        let digest = Array(APIKeySecret.hash(token).utf8)
+        if Self.constantTimeEquals(digest, adminDigest) { return .admin }
+        if Self.constantTimeEquals(digest, serviceDigest) { return .service }
+        do {
+            return try await engine.account(forToken: token).map(Caller.account)
+        } catch {
+            throw APIError(error)
+        }
+    }
+
+    /// The caller of a request; 401 without a known bearer token.
+    func caller(of request: Request) async throws -> Caller {
+        guard let token = Self.bearer(request.headers[.authorization]), let caller = try await caller(token: token) else {
+            throw APIError.unauthorized
+        }
+        return caller
+    }
+
+    /// 401 without a token, 403 unless the caller is one of `allowed`.
+    @discardableResult
+    func require(_ request: Request, _ allowed: Caller...) async throws -> Caller {
+        let caller = try await caller(of: request)
+        guard allowed.contains(caller) else { throw APIError.forbidden }
+        return caller
+    }
+
+    /// The admin, or the account's own token.
+    func requireAdminOrAccount(_ request: Request, _ account: AccountID) async throws {
+        try await require(request, .admin, .account(account))
+    }
+
+    static func bearer(_ header: String?) -> String? {
+        guard let header, header.count > 7, header.prefix(7).lowercased() == "bearer " else { return nil }
+        let token = header.dropFirst(7).trimmingCharacters(in: .whitespaces)
+        return token.isEmpty ? nil : token
+    }
+
+    /// Compares equal-length digests without stopping at the first difference.
+    static func constantTimeEquals(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        var difference: UInt8 = 0
+        for index in a.indices { difference |= a[index] ^ b[index] }
+        return difference == 0
+    }
+}
+
+import Foundation

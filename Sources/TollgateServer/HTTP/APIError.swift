@@ -1,0 +1,56 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import TollgateCore
+
+/// An error as the API returns it: `{"error": {"code": "...", "message": "..."}}` with a status.
+public struct APIError: HTTPResponseError, Sendable {
+    public var status: HTTPResponse.Status
+    public var code: String
+    public var message: String
+    public var headers: HTTPFields
+
+    public init(_ status: HTTPResponse.Status, _ code: String, _ message: String, headers: HTTPFields = [:]) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers
+    }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        var fields = headers
+        fields[.contentType] = "application/json"
+        let body = JSON.encode(ErrorBody(error: .init(code: code, message: message)))
+        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+
+    private struct ErrorBody: Encodable {
+        struct Detail: Encodable {
+            let code: String
+            let message: String
+        }
+        let error: Detail
+    }
+
+    static func badRequest(_ message: String) -> APIError { APIError(.badRequest, "invalid_request", message) }
+    static let unauthorized = APIError(.unauthorized, "unauthorized", "a valid bearer token is required",
+                                       headers: [.wwwAuthenticate: "Bearer"])
+    static let forbidden = APIError(.forbidden, "forbidden", "this token may not use this route")
+    static func notFound(_ message: String) -> APIError { APIError(.notFound, "not_found", message) }
+}
+
+extension APIError {
+    /// The HTTP face of an engine error.
+    init(_ error: TollgateError) {
+        let status: HTTPResponse.Status
+        switch error.code {
+        case .invalidAmount, .invalidArgument, .amountOutOfRange: status = .badRequest
+        case .accountNotFound, .keyNotFound: status = .notFound
+        case .accountExists, .idempotencyConflict, .accountClosed: status = .conflict
+        case .redisUnavailable: status = .serviceUnavailable
+        default: status = .internalServerError
+        }
+        self.init(status, error.code.rawValue, error.message)
+    }
+}

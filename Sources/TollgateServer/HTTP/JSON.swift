@@ -1,0 +1,77 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import TollgateCore
+
+/// JSON in and out, strictly: bodies have a size limit, unknown fields are refused, and every
+/// failure is a 4xx `APIError` that says what was wrong.
+enum JSON {
+    /// Request bodies larger than this get 413.
+    static let maximumBodySize = 64 * 1024
+
+    static func encode(_ value: some Encodable) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        // Every value the API encodes is made of strings, numbers, booleans and arrays.
+        return (try? Array(encoder.encode(value))) ?? Array(#"{"error":{"code":"internal","message":"encoding failed"}}"#.utf8)
+    }
+
+    static func response(_ value: some Encodable, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
+        var fields = headers
+        fields[.contentType] = "application/json"
+        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: encode(value))))
+    }
+
+    /// Reads and decodes a body as `T`, refusing bodies over the limit, malformed JSON,
+    /// wrong types and fields `T` does not know.
+    static func decode<T: StrictDecodable>(_ type: T.Type, from request: Request) async throws -> T {
+        var request = request
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.collectBody(upTo: maximumBodySize)
+        } catch {
+            throw APIError(.contentTooLarge, "body_too_large", "the body is larger than \(maximumBodySize) bytes")
+        }
+        let data = Data(buffer.readableBytesView)
+        let object: Any
+        do {
+            object = try JSONSerialization.jsonObject(with: data)
+        } catch {
+            throw APIError.badRequest("the body is not valid JSON")
+        }
+        guard let fields = object as? [String: Any] else { throw APIError.badRequest("the body must be a JSON object") }
+        let unknown = Set(fields.keys).subtracting(T.fields)
+        guard unknown.isEmpty else {
+            throw APIError.badRequest("unknown field(s): \(unknown.sorted().joined(separator: ", ")); allowed: \(T.fields.sorted().joined(separator: ", "))")
+        }
+        do {
+            return try JSONDecoder().decode(T.self, from: data)
+        } catch let error as DecodingError {
+            throw APIError.badRequest(describe(error))
+        }
+    }
+
+    private static func describe(_ error: DecodingError) -> String {
+        func path(_ context: DecodingError.Context) -> String {
+            let joined = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+            return joined.isEmpty ? "the body" : "'\(joined)'"
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            let parent = context.codingPath.isEmpty ? "" : " in \(path(context))"
+            return "missing field '\(key.stringValue)'\(parent)"
+        case .typeMismatch(_, let context), .valueNotFound(_, let context):
+            return "\(path(context)) has the wrong type: \(context.debugDescription)"
+        case .dataCorrupted(let context):
+            return "\(path(context)): \(context.debugDescription)"
+        @unknown default:
+            return "the body does not match the expected shape"
+        }
+    }
+}
+
+/// A request body whose fields are known, so anything else can be refused.
+protocol StrictDecodable: Decodable {
+    static var fields: Set<String> { get }
+}

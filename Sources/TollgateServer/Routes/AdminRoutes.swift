@@ -1,0 +1,177 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import TollgateCore
+
+/// The operator's API (admin token), the HTTP twin of every CLI verb; an account token may
+/// read its own account and ledger.
+struct AdminRoutes: Sendable {
+    let engine: Engine
+    let auth: Authenticator
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.post("/v1/accounts") { request, _ in try await createAccount(request) }
+        router.get("/v1/accounts/:id") { request, context in
+            let id = try PathParameter.account(context)
+            try await auth.requireAdminOrAccount(request, id)
+            return JSON.response(try await engineCall { () async throws(TollgateError) in try await engine.account(id) })
+        }
+        router.post("/v1/accounts/:id/freeze") { request, context in try await setStatus(request, context, frozen: true) }
+        router.post("/v1/accounts/:id/unfreeze") { request, context in try await setStatus(request, context, frozen: false) }
+        router.post("/v1/accounts/:id/credits") { request, context in try await credit(request, context) }
+        router.post("/v1/accounts/:id/keys") { request, context in
+            try await auth.require(request, .admin)
+            let id = try PathParameter.account(context)
+            let created = try await engineCall { () async throws(TollgateError) in try await engine.createKey(for: id) }
+            return JSON.response(created, status: .created)
+        }
+        router.get("/v1/accounts/:id/keys") { request, context in
+            try await auth.require(request, .admin)
+            let id = try PathParameter.account(context)
+            return JSON.response(try await engineCall { () async throws(TollgateError) in try await engine.keys(of: id) })
+        }
+        router.delete("/v1/keys/:key_id") { request, context in
+            try await auth.require(request, .admin)
+            let key = try PathParameter.key(context)
+            try await engineCall { () async throws(TollgateError) in try await engine.revokeKey(key) }
+            return JSON.response(["key_id": key.rawValue, "status": "revoked"])
+        }
+        router.put("/v1/prices/:meter") { request, context in try await setPrice(request, context) }
+        router.get("/v1/prices") { request, _ in
+            try await auth.require(request, .admin, .service)
+            let prices = try await engineCall { () async throws(TollgateError) in try await engine.prices() }
+            return JSON.response(prices.sorted { $0.key < $1.key }.map { PriceView(key: $0.key, price: $0.value) })
+        }
+        router.put("/v1/accounts/:id/limits") { request, context in
+            try await auth.require(request, .admin)
+            let id = try PathParameter.account(context)
+            return try await setLimits(request, .account(id))
+        }
+        router.put("/v1/keys/:key_id/limits") { request, context in
+            try await auth.require(request, .admin)
+            return try await setLimits(request, .key(try PathParameter.key(context)))
+        }
+        router.get("/v1/accounts/:id/ledger") { request, context in try await ledger(request, context) }
+        router.get("/v1/audit") { request, _ in
+            try await auth.require(request, .admin)
+            return JSON.response(try await engineCall { () async throws(TollgateError) in try await engine.audit() })
+        }
+        router.post("/v1/accounts/:id/tokens") { request, context in
+            try await auth.require(request, .admin)
+            let id = try PathParameter.account(context)
+            let token = try await engineCall { () async throws(TollgateError) in try await engine.createAccountToken(for: id) }
+            return JSON.response(["account": id.rawValue, "token": token], status: .created)
+        }
+    }
+
+    private func createAccount(_ request: Request) async throws -> Response {
+        try await auth.require(request, .admin)
+        let body = try await JSON.decode(CreateAccountBody.self, from: request)
+        guard !body.id.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+            throw APIError.badRequest("an account id must not contain control characters")
+        }
+        let account = try await engineCall { () async throws(TollgateError) in
+            try await engine.createAccount(try AccountID(body.id), creditLimit: try Money(parsing: body.credit_limit ?? "0"))
+        }
+        return JSON.response(account, status: .created, headers: [.location: "/v1/accounts/\(body.id.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? body.id)"])
+    }
+
+    private func setStatus(_ request: Request, _ context: some RequestContext, frozen: Bool) async throws -> Response {
+        try await auth.require(request, .admin)
+        let id = try PathParameter.account(context)
+        return JSON.response(try await engineCall { () async throws(TollgateError) in
+            frozen ? try await engine.freeze(id) : try await engine.unfreeze(id)
+        })
+    }
+
+    private func credit(_ request: Request, _ context: some RequestContext) async throws -> Response {
+        try await auth.require(request, .admin)
+        let id = try PathParameter.account(context)
+        let body = try await JSON.decode(CreditBody.self, from: request)
+        guard let kind = CreditKind(rawValue: body.kind ?? "topup") else {
+            throw APIError.badRequest("'kind' is topup, grant or adjustment")
+        }
+        let decision = try await engineCall { () async throws(TollgateError) in
+            try await engine.credit(id, amount: try Money(parsing: body.amount, allowNegative: kind == .adjustment),
+                                    kind: kind, requestID: try RequestID(body.request_id))
+        }
+        return JSON.response(decision)
+    }
+
+    private func setPrice(_ request: Request, _ context: some RequestContext) async throws -> Response {
+        try await auth.require(request, .admin)
+        let meter = try PathParameter.text(context, "meter")
+        let body = try await JSON.decode(PriceBody.self, from: request)
+        let (key, price) = try apiCall { () throws(TollgateError) in
+            (try PriceKey(meter: meter, model: body.model), try Price(price: try Money(parsing: body.price), per: body.per ?? 1))
+        }
+        try await engineCall { () async throws(TollgateError) in try await engine.setPrice(key, price) }
+        return JSON.response(PriceView(key: key, price: price))
+    }
+
+    private func setLimits(_ request: Request, _ scope: LimitScope) async throws -> Response {
+        let body = try await JSON.decode(LimitsBody.self, from: request)
+        let update = try apiCall { () throws(TollgateError) in try body.update() }
+        try await engineCall { () async throws(TollgateError) in try await engine.setLimits(scope, update) }
+        let limits: [LimitName: Int64]
+        switch scope {
+        case .account(let id):
+            limits = try await engineCall { () async throws(TollgateError) in try await engine.limits(of: id) }
+        case .key(let key):
+            let account = try await engineCall { () async throws(TollgateError) in try await engine.account(of: key) }
+            let keys = try await engineCall { () async throws(TollgateError) in try await engine.keys(of: account) }
+            limits = keys.first { $0.keyID == key }?.limits ?? [:]
+        }
+        return JSON.response(LimitsView(limits: limits))
+    }
+
+    private func ledger(_ request: Request, _ context: some RequestContext) async throws -> Response {
+        let id = try PathParameter.account(context)
+        try await auth.requireAdminOrAccount(request, id)
+        let query = request.uri.queryParameters
+        var limit = 50
+        if let text = query["limit"] {
+            guard let parsed = Int(String(text)) else { throw APIError.badRequest("'limit' must be a number from 1 to 10000") }
+            limit = parsed
+        }
+        let cursor = query["cursor"].map(String.init)
+        let page = try await engineCall { () async throws(TollgateError) in try await engine.ledger(id, limit: limit, cursor: cursor) }
+        return JSON.response(LedgerPageView(entries: page.entries, next_cursor: page.nextCursor))
+    }
+}
+
+struct PriceView: Encodable {
+    let key: PriceKey
+    let price: Price
+
+    private enum CodingKeys: String, CodingKey { case meter, model, price, per }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(key.meter, forKey: .meter)
+        try container.encode(key.model, forKey: .model)
+        try container.encode(price.price, forKey: .price)
+        try container.encode(price.per, forKey: .per)
+    }
+}
+
+struct LedgerPageView: Encodable {
+    let entries: [LedgerEntry]
+    let next_cursor: String?
+}
+
+struct LimitsView: Encodable {
+    let limits: [LimitName: Int64]
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: AnyCodingKey.self)
+        for (name, value) in limits.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+            let key = AnyCodingKey(stringValue: name.displayName)!
+            if name.isAmount {
+                try container.encode(Money(micros: value) ?? .zero, forKey: key)
+            } else {
+                try container.encode(value, forKey: key)
+            }
+        }
+    }
+}

@@ -1,0 +1,138 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import TollgateCore
+
+/// What gateways call (service token): `/v1/authorize`, hold follow-ups, and `/v1/check` for
+/// nginx `auth_request` and Envoy `ext_authz` (HTTP mode).
+struct GatewayRoutes: Sendable {
+    let engine: Engine
+    let auth: Authenticator
+    let metrics: ServerMetrics
+    /// The status of a denied `/v1/check` other than an unknown or revoked key (403 by default).
+    let denyStatus: HTTPResponse.Status
+    let serviceToken: String
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.post("/v1/authorize") { request, _ in try await authorize(request) }
+        router.post("/v1/holds/:hold_id/report") { request, context in try await followUp(request, context, .report) }
+        router.post("/v1/holds/:hold_id/settle") { request, context in try await followUp(request, context, .settle) }
+        router.post("/v1/holds/:hold_id/release") { request, context in try await followUp(request, context, .release) }
+        router.get("/v1/check") { request, _ in try await check(request) }
+    }
+
+    private func decided(_ start: ContinuousClock.Instant, _ body: () async throws(TollgateError) -> Decision) async throws -> Response {
+        do {
+            let decision = try await body()
+            metrics.record(decision, since: start)
+            return JSON.response(decision)
+        } catch {
+            if error.code == .redisUnavailable { metrics.recordRedisError(error) }
+            throw APIError(error)
+        }
+    }
+
+    private func authorize(_ request: Request) async throws -> Response {
+        let start = ContinuousClock.now
+        try await auth.require(request, .service)
+        let body = try await JSON.decode(AuthorizeBody.self, from: request)
+        let target: AuthorizeTarget
+        switch (body.key, body.account) {
+        case (let key?, nil): target = .key(secret: key)
+        case (nil, let account?): target = .account(try apiCall { () throws(TollgateError) in try AccountID(account) })
+        default: throw APIError.badRequest("give exactly one of 'key' and 'account'")
+        }
+        let mode: AuthorizeMode
+        switch body.mode ?? "debit" {
+        case "debit":
+            guard body.ttl_ms == nil else { throw APIError.badRequest("'ttl_ms' goes with mode 'hold'") }
+            mode = .debit
+        case "hold": mode = .hold(ttl: .milliseconds(body.ttl_ms ?? 30_000))
+        default: throw APIError.badRequest("'mode' is 'debit' or 'hold'")
+        }
+        let usage = try apiCall { () throws(TollgateError) in try UsageBody.items(body.usage) }
+        let requestID = try apiCall { () throws(TollgateError) in try RequestID(body.request_id) }
+        return try await decided(start) { () async throws(TollgateError) in
+            try await engine.authorize(target, usage: usage, requestID: requestID, mode: mode)
+        }
+    }
+
+    private enum FollowUp { case report, settle, release }
+
+    private func followUp(_ request: Request, _ context: some RequestContext, _ kind: FollowUp) async throws -> Response {
+        let start = ContinuousClock.now
+        try await auth.require(request, .service)
+        let hold = try PathParameter.hold(context)
+        let body = try await JSON.decode(HoldFollowUpBody.self, from: request)
+        let usage = try apiCall { () throws(TollgateError) in try body.usage.map { (list) throws(TollgateError) in try UsageBody.items(list) } }
+        let requestID = try apiCall { () throws(TollgateError) in
+            try RequestID(body.request_id ?? (kind == .release ? "release:\(hold)" : ""))
+        }
+        switch kind {
+        case .report:
+            guard let usage else { throw APIError.badRequest("missing field 'usage'") }
+            return try await decided(start) { () async throws(TollgateError) in try await engine.report(hold, usage: usage, requestID: requestID) }
+        case .settle:
+            return try await decided(start) { () async throws(TollgateError) in try await engine.settle(hold, usage: usage, requestID: requestID) }
+        case .release:
+            guard usage == nil else { throw APIError.badRequest("a release takes no usage; settle instead") }
+            return try await decided(start) { () async throws(TollgateError) in try await engine.release(hold, requestID: requestID) }
+        }
+    }
+
+    /// nginx `auth_request` / Envoy `ext_authz`: status and headers carry the decision.
+    private func check(_ request: Request) async throws -> Response {
+        let start = ContinuousClock.now
+        let presented = Array(APIKeySecret.hash(request.headers[HTTPField.Name("Tollgate-Service-Token")!] ?? "").utf8)
+        guard Authenticator.constantTimeEquals(presented, Array(APIKeySecret.hash(serviceToken).utf8)) else {
+            return Self.checkResponse(.unauthorized, reason: "invalid_service_token")
+        }
+        guard let secret = request.headers[HTTPField.Name("X-Api-Key")!] ?? Authenticator.bearer(request.headers[.authorization]) else {
+            return Self.checkResponse(.unauthorized, reason: "missing_key")
+        }
+        let usage = try apiCall { () throws(TollgateError) in try UsageItem.parseList(request.headers[HTTPField.Name("X-Tollgate-Usage")!] ?? "api_call=1") }
+        let requestID = try apiCall { () throws(TollgateError) in
+            try RequestID(request.headers[HTTPField.Name("X-Request-Id")!] ?? "check-" + UUID().uuidString)
+        }
+        let decision: Decision
+        do {
+            decision = try await engine.authorize(.key(secret: secret), usage: usage, requestID: requestID)
+        } catch {
+            if error.code == .redisUnavailable { metrics.recordRedisError(error) }
+            throw APIError(error)
+        }
+        metrics.record(decision, since: start)
+        var headers = HTTPFields()
+        if let account = decision.account {
+            headers[HTTPField.Name("X-Tollgate-Account")!] = account.id.rawValue.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
+            headers[HTTPField.Name("X-Tollgate-Balance")!] = account.balance.description
+        }
+        if let tightest = decision.limits.filter({ [.rps, .rpm, .rph].contains($0.name) }).min(by: { $0.remaining < $1.remaining }) {
+            headers[HTTPField.Name("RateLimit-Limit")!] = String(tightest.limit)
+            headers[HTTPField.Name("RateLimit-Remaining")!] = String(tightest.remaining)
+            headers[HTTPField.Name("RateLimit-Reset")!] = String((tightest.resetMilliseconds + 999) / 1000)
+        }
+        guard decision.allowed else {
+            let reason = decision.reason?.rawValue ?? "denied"
+            let status: HTTPResponse.Status = [.unknownKey, .keyRevoked].contains(decision.reason) ? .unauthorized : denyStatus
+            if let retry = decision.retryAfterMilliseconds { headers[.retryAfter] = String((retry + 999) / 1000) }
+            return Self.checkResponse(status, reason: reason, headers: headers)
+        }
+        return Response(status: .ok, headers: headers)
+    }
+
+    private static func checkResponse(_ status: HTTPResponse.Status, reason: String, headers: HTTPFields = [:]) -> Response {
+        var fields = headers
+        fields[HTTPField.Name("X-Tollgate-Reason")!] = reason
+        return Response(status: status, headers: fields)
+    }
+}
+
+/// Runs a throwing engine-side conversion, turning its error into a 4xx.
+func apiCall<T>(_ body: () throws(TollgateError) -> T) throws -> T {
+    do {
+        return try body()
+    } catch {
+        throw APIError(error)
+    }
+}

@@ -1,0 +1,134 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+import TollgateCore
+import TollgateRedis
+import TollgateServer
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the HTTP service: gateway checks, the JSON API, metrics.",
+        discussion: """
+            With no Redis address (--redis, TOLLGATE_REDIS_URL), starts a private redis-server \
+            (AOF on, unix socket, data under --data-dir) and stops it on exit. Admin and service \
+            tokens come from --admin-token/--service-token or TOLLGATE_ADMIN_TOKEN/\
+            TOLLGATE_SERVICE_TOKEN; when not given they are generated once, kept in the data \
+            folder and printed at start. SIGTERM or SIGINT stops accepting, finishes requests in \
+            flight, then closes Redis.
+            """)
+
+    @Option(help: "Address to listen on (TOLLGATE_HOST).") var host: String?
+    @Option(help: "Port to listen on; 0 picks a free one (TOLLGATE_PORT).") var port: Int?
+    @Option(help: "Redis address; none starts the embedded Redis (TOLLGATE_REDIS_URL).") var redis: String?
+    @Option(help: "Folder for the embedded Redis and generated tokens (TOLLGATE_DATA_DIR).") var dataDir: String?
+    @Option(help: "Admin token (TOLLGATE_ADMIN_TOKEN).") var adminToken: String?
+    @Option(help: "Service token for gateways (TOLLGATE_SERVICE_TOKEN).") var serviceToken: String?
+    @Option(help: "Status of a denied /v1/check: 403, 402 or 429 (TOLLGATE_DENY_STATUS).") var denyStatus: Int?
+    @Option(help: "Longest wait for Redis per decision, e.g. 250ms (TOLLGATE_REDIS_TIMEOUT).") var redisTimeout: DurationArgument?
+    @Option(help: "Redis connections (TOLLGATE_REDIS_CONNECTIONS).") var redisConnections: Int?
+    @Option(help: "trace, debug, info, notice, warning, error (TOLLGATE_LOG_LEVEL).") var logLevel: String?
+    @Flag(help: "Seed a demo account with credit, prices, an API key and a dashboard token, and print curl lines.") var demo = false
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        func setting(_ flag: String?, _ name: String) -> String? { flag ?? environment["TOLLGATE_" + name] }
+        var logger = Logger(label: "tollgate")
+        logger.logLevel = setting(logLevel, "LOG_LEVEL").flatMap(Logger.Level.init(rawValue:)) ?? .info
+
+        let host = setting(host, "HOST") ?? "127.0.0.1"
+        let port = port ?? environment["TOLLGATE_PORT"].map({ Int($0) ?? -1 }) ?? 8080
+        guard (0...65535).contains(port) else {
+            throw ValidationError("the port must be 0 to 65535")
+        }
+        let deny = denyStatus ?? environment["TOLLGATE_DENY_STATUS"].flatMap { Int($0) } ?? 403
+        guard [402, 403, 429].contains(deny) else { throw ValidationError("--deny-status is 402, 403 or 429") }
+        let timeout = redisTimeout ?? environment["TOLLGATE_REDIS_TIMEOUT"].flatMap(DurationArgument.init(argument:)) ?? DurationArgument(.milliseconds(500))
+        let connections = redisConnections ?? environment["TOLLGATE_REDIS_CONNECTIONS"].flatMap { Int($0) } ?? 4
+        guard (1...64).contains(connections) else { throw ValidationError("--redis-connections is 1 to 64") }
+        let dataDirectory = URL(fileURLWithPath: setting(dataDir, "DATA_DIR") ?? ".tollgate", isDirectory: true).standardizedFileURL
+
+        let embedded: EmbeddedRedis?
+        let address: RedisAddress
+        if let url = setting(redis, "REDIS_URL") {
+            do { address = try RedisAddress(parsing: url) } catch { throw TollgateError(.invalidArgument, error.message) }
+            embedded = nil
+        } else {
+            do {
+                let started = try await EmbeddedRedis.start(in: dataDirectory, logger: logger)
+                embedded = started
+                address = started.address
+            } catch let error as ServeError {
+                Output.error(error.description)
+                throw CLIExit.failure
+            }
+        }
+        let client = RedisClient(configuration: RedisConfiguration(
+            address: address, connectTimeout: .seconds(2), commandTimeout: timeout.duration, connectionCount: connections))
+        let engine: Engine
+        do {
+            engine = try await Engine.start(redis: client)
+        } catch {
+            client.close()
+            embedded?.stop()
+            throw error
+        }
+        let tokens = try ServerTokens.load(admin: setting(adminToken, "ADMIN_TOKEN"), service: setting(serviceToken, "SERVICE_TOKEN"),
+                                           directory: dataDirectory)
+        let demoLines = demo ? try await seedDemo(engine) : nil
+        let configuration = ServerConfiguration(host: host, port: port, tokens: tokens, denyStatus: deny)
+        let redisDescription = embedded.map { "embedded, data in \($0.directory.path)" } ?? address.description
+        let app = TollgateHTTPServer.application(engine: engine, configuration: configuration, logger: logger) { boundPort in
+            Self.announce(host: host, port: boundPort, redis: redisDescription, tokens: tokens, dataDirectory: dataDirectory, demo: demoLines)
+        }
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: RedisLifecycleService(client: client, embedded: embedded, logger: logger)), .init(service: app)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        try await group.run()
+    }
+
+    private struct Demo: Sendable {
+        let secret: String
+        let accountToken: String
+    }
+
+    private func seedDemo(_ engine: Engine) async throws -> Demo {
+        let id = try AccountID("demo")
+        if (try? await engine.account(id)) == nil {
+            _ = try await engine.createAccount(id)
+            _ = try await engine.credit(id, amount: try Money(parsing: "25"), requestID: try RequestID("demo-seed"))
+        }
+        try await engine.setPrice(try PriceKey(meter: "api_call"), try Price(price: try Money(parsing: "0.001"), per: 1))
+        try await engine.setPrice(try PriceKey(meter: "tokens.input"), try Price(price: try Money(parsing: "0.15"), per: 1_000_000))
+        try await engine.setPrice(try PriceKey(meter: "tokens.output"), try Price(price: try Money(parsing: "0.6"), per: 1_000_000))
+        let key = try await engine.createKey(for: id)
+        let token = try await engine.createAccountToken(for: id)
+        return Demo(secret: key.secret, accountToken: token)
+    }
+
+    private static func announce(host: String, port: Int, redis: String, tokens: ServerTokens, dataDirectory: URL, demo: Demo?) {
+        let base = "http://\(host.contains(":") ? "[\(host)]" : host):\(port)"
+        var lines = ["tollgate listening on \(base) (redis: \(redis))"]
+        for name in tokens.generated {
+            let value = name == "admin" ? tokens.admin : tokens.service
+            lines.append("\(name) token: \(value)  (kept in \(dataDirectory.appendingPathComponent("\(name).token").path))")
+        }
+        if let demo {
+            lines += [
+                "",
+                "demo account 'demo' with 25 credits; API key \(demo.secret); dashboard token \(demo.accountToken)",
+                "",
+                "  curl -s \(base)/v1/authorize -H 'Authorization: Bearer \(tokens.service)' \\",
+                "       -d '{\"key\": \"\(demo.secret)\", \"request_id\": \"req-1\", \"usage\": [{\"meter\": \"tokens.input\", \"quantity\": 1200}]}'",
+                "  curl -s \(base)/v1/check -H 'Tollgate-Service-Token: \(tokens.service)' -H 'X-Api-Key: \(demo.secret)' -H 'X-Request-Id: req-2' -i",
+                "  curl -s \(base)/v1/accounts/demo -H 'Authorization: Bearer \(demo.accountToken)'",
+                "  curl -s \(base)/v1/accounts/demo/ledger -H 'Authorization: Bearer \(tokens.admin)'",
+                "  curl -s \(base)/metrics",
+            ]
+        }
+        FileHandle.standardOutput.write(Data((lines.joined(separator: "\n") + "\n").utf8))
+    }
+}
