@@ -4,10 +4,11 @@
 SWIFT      ?= swift
 export PATH := $(PATH):/opt/swift/usr/bin
 DATA_DIR   ?= .tollgate
+PORT       ?= 8080
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := redis-server redis-tools libhiredis-dev pkg-config nginx-light
 
-.PHONY: run test deps build release bench compare clean stop
+.PHONY: run test deps build release bench compare clean
 
 ## deps: install the Debian packages Tollgate builds and tests with, if any is missing.
 deps:
@@ -24,14 +25,10 @@ build: deps
 release: deps
 	$(SWIFT) build -c release --product tollgate
 
-## run: start a private redis-server (AOF on, unix socket under $(DATA_DIR)), install
-## Tollgate's Lua, seed a demo account, and print how to drive it with the CLI.
+## run: `tollgate serve --demo` on the embedded Redis (AOF on, unix socket, data in
+## $(DATA_DIR)): seeds a demo account, prints the tokens and curl lines. ^C stops it.
 run: release
-	@scripts/run-embedded "$(DATA_DIR)" "$$($(SWIFT) build -c release --show-bin-path)/tollgate"
-
-## stop: stop the redis-server that `make run` started.
-stop:
-	@if [ -f "$(DATA_DIR)/redis.pid" ]; then kill "$$(cat $(DATA_DIR)/redis.pid)" && echo "stopped"; else echo "not running"; fi
+	"$$($(SWIFT) build -c release --show-bin-path)/tollgate" serve --demo --data-dir "$(DATA_DIR)" --port "$(PORT)"
 
 ## test: the whole suite, against real redis-server processes the tests start.
 test: deps

@@ -104,6 +104,21 @@ local function add_spend(s, periods, amount)
   s.raw['sp:life'] = s.writes['sp:life']
 end
 
+-- Takes spend back off the scope: back.h, back.d and back.m off the current periods, back.life
+-- off the lifetime (see hold_give_back_spend in 40_holds.lua for how much).
+local function take_spend(s, periods, back)
+  for _, which in ipairs({ 'h', 'd', 'm' }) do
+    local v = spent(s, which, periods) - back[which]
+    if v < 0 then v = 0 end
+    s.writes['sp:' .. which] = fmt(periods[which]) .. ',' .. fmt(v)
+    s.raw['sp:' .. which] = s.writes['sp:' .. which]
+  end
+  local life = spent(s, 'life', periods) - back.life
+  if life < 0 then life = 0 end
+  s.writes['sp:life'] = fmt(life)
+  s.raw['sp:life'] = s.writes['sp:life']
+end
+
 local function ceil_div(a, b)
   local q, r = floor_div(a, b)
   if r > 0 then q = q + 1 end
@@ -186,7 +201,8 @@ local function evaluate_limits(scopes, now, periods, need)
         local after = used + need.spend
         local reset = periods[c.period .. '_end'] - now
         if need.spend > 0 and after > cap then
-          fail_with('caps', reset)
+          -- A new period starts from zero: waiting helps only if the call alone fits the cap.
+          if need.spend > cap then fail_with('caps', -1) else fail_with('caps', reset) end
           after = used
         end
         add_report(s, c.name, cap, cap - after, reset, cap - used, reset)

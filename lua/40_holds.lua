@@ -3,6 +3,7 @@
 --   n net charged (charges less refunds)   tr tokens reserved   tu tokens used
 --   u what reports charged, by item name: {q quantity, p price, per, meter, model}
 --   lim 1 when made by authorize (it counts on limits), 0 for a plain hold
+--   sp  (lim 1) the spend it counted per period: {h, ha, d, da, m, ma, life} (hold_count_spend)
 
 local function read_hold(k, seq)
   local packed = redis.call('HGET', k.holds, seq)
@@ -30,6 +31,43 @@ local function hold_scopes(k, h)
   return load_scopes(k, wanted)
 end
 
+-- A hold made by authorize counts its reservation, and whatever it charges beyond it, as spend
+-- of the periods current at the time. What it gives back later (release, expiry, refunds at
+-- settle) comes off only what it counted in periods that are still current: spend of an hour
+-- that has ended is never taken off the next hour's, or a cap could be passed within an hour.
+local function hold_count_spend(h, periods, amount)
+  if amount <= 0 then return end
+  local sp = h.sp or { life = 0 }
+  for _, which in ipairs({ 'h', 'd', 'm' }) do
+    if sp[which] == periods[which] then
+      sp[which .. 'a'] = sp[which .. 'a'] + amount
+    else
+      sp[which] = periods[which]
+      sp[which .. 'a'] = amount
+    end
+  end
+  sp.life = sp.life + amount
+  h.sp = sp
+end
+
+-- Takes up to amount of the hold's counted spend back off the scopes' spend.
+local function hold_give_back_spend(scopes, h, periods, amount)
+  if amount <= 0 or #scopes == 0 then return end
+  local sp = h.sp or { life = 0 }
+  local back = {}
+  for _, which in ipairs({ 'h', 'd', 'm' }) do
+    back[which] = 0
+    if sp[which] == periods[which] then
+      back[which] = math.min(amount, sp[which .. 'a'])
+      sp[which .. 'a'] = sp[which .. 'a'] - back[which]
+    end
+  end
+  back.life = math.min(amount, sp.life)
+  sp.life = sp.life - back.life
+  h.sp = sp
+  for _, s in ipairs(scopes) do take_spend(s, periods, back) end
+end
+
 -- Closes a hold, giving back what it still reserves, the spend it counted for that, the
 -- token-rate allowance it did not use and its concurrency slot. kind: 'release' or 'expire'.
 local function close_hold(k, a, now, periods, seq, h, kind, request_id)
@@ -40,8 +78,8 @@ local function close_hold(k, a, now, periods, seq, h, kind, request_id)
     if s.open < 0 then s.open = 0 end
     s.writes['open'] = fmt(s.open)
     adjust_tokens(s, now, -math.max(0, h.tr - h.tu))
-    if rest > 0 then add_spend(s, periods, -rest) end
   end
+  hold_give_back_spend(scopes, h, periods, rest)
   save_scopes(k, scopes)
   a.held = a.held - rest
   redis.call('HINCRBY', k.acct, 'held', fmt(-rest))
@@ -98,15 +136,17 @@ local function charge_hold(k, a, now, periods, seq, h, lines, tokens, request_id
   end
 
   if enforce then
+    need.spend = 0  -- counted below, with the hold
     consume_limits(scopes, now, periods, need)
   else
-    for _, s in ipairs(scopes) do
-      adjust_tokens(s, now, extra_tokens)
-      if excess > 0 then add_spend(s, periods, excess) end
-    end
+    for _, s in ipairs(scopes) do adjust_tokens(s, now, extra_tokens) end
   end
-  for _, s in ipairs(scopes) do
-    if refunds > 0 then add_spend(s, periods, -refunds) end
+  if #scopes > 0 then
+    if excess > 0 then
+      hold_count_spend(h, periods, excess)
+      for _, s in ipairs(scopes) do add_spend(s, periods, excess) end
+    end
+    hold_give_back_spend(scopes, h, periods, refunds)
   end
   save_scopes(k, scopes)
 

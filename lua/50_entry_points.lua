@@ -168,10 +168,10 @@ redis.register_function('limits_set', function(keys, args)
     if value == '' then
       remove[#remove + 1] = prefix .. 'lim:' .. name
     else
-      local min = 1
-      if string.sub(name, 1, 4) == 'cap_' then min = 0 end
+      local min, max = 1, MAX_LIMIT
+      if string.sub(name, 1, 4) == 'cap_' then min, max = 0, MAX_AMOUNT end
       set[#set + 1] = prefix .. 'lim:' .. name
-      set[#set + 1] = fmt(integer_arg(value, name, min, MAX_LIMIT))
+      set[#set + 1] = fmt(integer_arg(value, name, min, max))
     end
     i = i + 2
   end

@@ -82,7 +82,9 @@ redis.register_function('authorize', function(keys, args)
     end
     local seq = fmt(redis.call('HINCRBY', k.acct, 'hseq', 1))
     local expires = now + ttl
-    write_hold(k, seq, { r = cost, c = 0, n = 0, x = expires, q = request_id, k = key_id, tr = tokens, tu = 0, u = {}, lim = 1 })
+    local hold = { r = cost, c = 0, n = 0, x = expires, q = request_id, k = key_id, tr = tokens, tu = 0, u = {}, lim = 1 }
+    hold_count_spend(hold, periods, cost)
+    write_hold(k, seq, hold)
     redis.call('ZADD', k.holdexp, fmt(expires), seq)
     a.held = redis.call('HINCRBY', k.acct, 'held', fmt(cost))
     local id = append_ledger(k, a, now, 'hold', 0, cost, request_id, seq)
