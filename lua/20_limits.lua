@@ -15,7 +15,7 @@ local LIMIT_NAMES = { 'rps', 'rpm', 'rph', 'burst', 'tpm', 'conc', 'cap_h', 'cap
 local REQUEST_WINDOWS = { { name = 'rps', period = 1000 }, { name = 'rpm', period = 60000 }, { name = 'rph', period = 3600000 } }
 local TOKEN_PERIOD = 60000
 local CAP_PERIODS = { { name = 'cap_h', period = 'h' }, { name = 'cap_d', period = 'd' }, { name = 'cap_m', period = 'm' } }
-local MAX_LIMIT = 1000000000000  -- 1e12: keeps burst * period below 2^53
+local MAX_LIMIT = 1000000000  -- 1e9: keeps burst * period (up to an hour) below 2^53, exact in doubles
 
 -- The fields of one scope, without its prefix. (Plain loops: while a library loads, Redis
 -- offers no globals such as ipairs.)
@@ -265,6 +265,14 @@ local function adjust_tokens(s, now, tokens)
   if not tpm or tokens == 0 then return end
   local excess = gcra_excess(s, 'tpm', now, tpm) + tokens * TOKEN_PERIOD
   if excess < 0 then excess = 0 end
+  -- Unchecked usage can be huge (2^53 tokens at price 0). Beyond 2^63 fmt writes garbage that
+  -- breaks every later call, and beyond 2^53 doubles are inexact: keep the excess low enough
+  -- that a call's tokens on top stay below 2^53 (at least one full window, for huge tpm). That
+  -- still blocks the window for centuries at any ordinary tpm.
+  local capacity = tpm * TOKEN_PERIOD
+  local most = MAX_AMOUNT - capacity
+  if most < capacity then most = capacity end
+  if excess > most then excess = most end
   set_gcra(s, 'tpm', now, excess)
 end
 

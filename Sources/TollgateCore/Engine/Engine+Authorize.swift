@@ -68,8 +68,7 @@ extension Engine {
     }
 
     static func holdTTL(_ duration: Duration) throws(TollgateError) -> Int64 {
-        let (seconds, attoseconds) = duration.components
-        let milliseconds = seconds * 1000 + attoseconds / 1_000_000_000_000_000
+        let milliseconds = duration.wholeMilliseconds
         guard milliseconds >= 1, milliseconds <= 7 * 24 * 3_600_000 else {
             throw TollgateError(.invalidArgument, "a hold's TTL must be between 1 ms and 7 days")
         }

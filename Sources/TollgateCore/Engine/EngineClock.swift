@@ -29,13 +29,19 @@ public final class ManualEngineClock: EngineClock {
 
     /// Moves the clock forward (or back, with a negative duration).
     public func advance(by duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        let milliseconds = seconds * 1000 + attoseconds / 1_000_000_000_000_000
-        now.withLock { $0 += milliseconds }
+        now.withLock { $0 += duration.wholeMilliseconds }
     }
 
     /// Sets the clock.
     public func set(milliseconds: Int64) {
         now.withLock { $0 = milliseconds }
+    }
+}
+
+extension Duration {
+    /// The duration in whole milliseconds, rounded toward zero.
+    public var wholeMilliseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
     }
 }

@@ -31,8 +31,9 @@ public enum LimitName: String, Sendable, Hashable, CaseIterable, Codable {
         }
     }
 
-    /// The largest count a rate or concurrency limit may have (keeps Lua arithmetic exact).
-    public static let maximumCount: Int64 = 1_000_000_000_000
+    /// The largest count a rate or concurrency limit may have: burst × an hour in ms stays
+    /// below 2^53, so Lua's doubles stay exact.
+    public static let maximumCount: Int64 = 1_000_000_000
 }
 
 /// A change to limits: each named limit is set to a value or removed; others stay as they are.

@@ -61,8 +61,8 @@ public struct Decision: Sendable, Hashable {
     public var entryID: String?
     /// The hold created or acted on.
     public var holdID: HoldID?
-    /// The amount applied: debited, credited, reserved, captured or released; for authorize,
-    /// report and settle, the cost (a settle's net charge, negative for a refund).
+    /// The amount applied: debited, credited, reserved, captured or released; for authorize
+    /// and report, the cost; for a settle, the net charged on the hold in all.
     public var amount: Money
     /// For a hold: when it expires (ms since the epoch, the engine's clock).
     public var holdExpiresAt: Int64?

@@ -63,7 +63,7 @@ struct DurationArgument: ExpressibleByArgument, Sendable {
     }
 
     var defaultValueDescription: String {
-        let milliseconds = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        let milliseconds = duration.wholeMilliseconds
         return milliseconds % 1000 == 0 ? "\(milliseconds / 1000)s" : "\(milliseconds)ms"
     }
 }
