@@ -53,9 +53,13 @@ struct Authenticator: Sendable {
         return caller
     }
 
-    /// The admin, or the account's own token.
-    func requireAdminOrAccount(_ request: Request, _ account: AccountID) async throws {
-        try await require(request, .admin, .account(account))
+    /// The admin, or the account's own token. The caller is known (401) before the account id
+    /// in the path is read (400), so a caller without a token learns nothing from the path.
+    func requireAdminOrAccount(_ request: Request, account: () throws -> AccountID) async throws -> AccountID {
+        let caller = try await caller(of: request)
+        let id = try account()
+        guard caller == .admin || caller == .account(id) else { throw APIError.forbidden }
+        return id
     }
 
     static func bearer(_ header: String?) -> String? {

@@ -33,7 +33,9 @@ enum JSON {
         } catch {
             throw APIError(.contentTooLarge, "body_too_large", "the body is larger than \(maximumBodySize) bytes")
         }
-        let data = Data(buffer.readableBytesView)
+        // No body at all reads as `{}`: routes whose fields are all optional (a hold's
+        // release) need none, and the others then say which field is missing.
+        let data = buffer.readableBytes == 0 ? Data("{}".utf8) : Data(buffer.readableBytesView)
         let object: Any
         do {
             object = try JSONSerialization.jsonObject(with: data)

@@ -12,8 +12,7 @@ struct AdminRoutes: Sendable {
     func register(on router: Router<BasicRequestContext>) {
         router.post("/v1/accounts") { request, _ in try await createAccount(request) }
         router.get("/v1/accounts/:id") { request, context in
-            let id = try PathParameter.account(context)
-            try await auth.requireAdminOrAccount(request, id)
+            let id = try await auth.requireAdminOrAccount(request) { try PathParameter.account(context) }
             return JSON.response(try await engineCall { () async throws(TollgateError) in try await engine.account(id) })
         }
         router.post("/v1/accounts/:id/freeze") { request, context in try await setStatus(request, context, frozen: true) }
@@ -38,7 +37,7 @@ struct AdminRoutes: Sendable {
         }
         router.put("/v1/prices/:meter") { request, context in try await setPrice(request, context) }
         router.get("/v1/prices") { request, _ in
-            try await auth.require(request, .admin, .service)
+            try await auth.require(request, .admin)
             let prices = try await engineCall { () async throws(TollgateError) in try await engine.prices() }
             return JSON.response(prices.sorted { $0.key < $1.key }.map { PriceView(key: $0.key, price: $0.value) })
         }
@@ -73,7 +72,10 @@ struct AdminRoutes: Sendable {
         let account = try await engineCall { () async throws(TollgateError) in
             try await engine.createAccount(try AccountID(body.id), creditLimit: try Money(parsing: body.credit_limit ?? "0"))
         }
-        return JSON.response(account, status: .created, headers: [.location: "/v1/accounts/\(body.id.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? body.id)"])
+        // The id is one path segment: a '/' in it is encoded too.
+        var segment = CharacterSet.urlPathAllowed
+        segment.remove("/")
+        return JSON.response(account, status: .created, headers: [.location: "/v1/accounts/\(body.id.addingPercentEncoding(withAllowedCharacters: segment) ?? body.id)"])
     }
 
     private func setStatus(_ request: Request, _ context: some RequestContext, frozen: Bool) async throws -> Response {
@@ -126,8 +128,7 @@ struct AdminRoutes: Sendable {
     }
 
     private func ledger(_ request: Request, _ context: some RequestContext) async throws -> Response {
-        let id = try PathParameter.account(context)
-        try await auth.requireAdminOrAccount(request, id)
+        let id = try await auth.requireAdminOrAccount(request) { try PathParameter.account(context) }
         let query = request.uri.queryParameters
         var limit = 50
         if let text = query["limit"] {

@@ -65,16 +65,20 @@ struct ServeCommand: AsyncParsableCommand {
                 throw CLIExit.failure
             }
         }
-        let client = RedisClient(configuration: RedisConfiguration(
-            address: address, connectTimeout: .seconds(2), commandTimeout: timeout.duration, connectionCount: connections))
-        let engine: Engine
+        // Start-up (loading the Lua) may wait longer than a decision may.
+        let startup = RedisClient(configuration: RedisConfiguration(
+            address: address, connectTimeout: .seconds(5), commandTimeout: .seconds(15), connectionCount: 1))
         do {
-            engine = try await Engine.start(redis: client)
+            _ = try await Engine.start(redis: startup)
+            startup.close()
         } catch {
-            client.close()
+            startup.close()
             embedded?.stop()
             throw error
         }
+        let client = RedisClient(configuration: RedisConfiguration(
+            address: address, connectTimeout: .seconds(2), commandTimeout: timeout.duration, connectionCount: connections))
+        let engine = Engine(redis: client)
         let tokens = try ServerTokens.load(admin: setting(adminToken, "ADMIN_TOKEN"), service: setting(serviceToken, "SERVICE_TOKEN"),
                                            directory: dataDirectory)
         let demoLines = demo ? try await seedDemo(engine) : nil

@@ -1,0 +1,136 @@
+import Foundation
+import Testing
+import TollgateTestSupport
+
+/// Every route × every kind of caller gets the intended status.
+@Suite("authorization matrix")
+struct AuthorizationMatrixTests {
+    enum Caller: String, CaseIterable, CustomStringConvertible {
+        case none, unknown, admin, service, own, other
+        var description: String { rawValue }
+    }
+
+    /// Who may call a route.
+    enum Access {
+        /// The admin token only.
+        case admin
+        /// The service token only.
+        case service
+        /// The admin token, or the account-scoped token of the account in the path.
+        case adminOrOwn
+        /// Anyone, with or without a token.
+        case open
+    }
+
+    struct Route: CustomStringConvertible {
+        let method: String
+        let path: String
+        let body: [String: Any]?
+        let access: Access
+        /// The status of an allowed call.
+        let success: Int
+        var description: String { "\(method) \(path)" }
+    }
+
+    @Test("every route × {no token, unknown token, admin, service, this account's token, another account's token}")
+    func matrix() async throws {
+        try await E2EServer.with { s in
+            try await s.price("api_call", "0.01")
+            try await s.account("acme", credit: "10")
+            try await s.account("other", credit: "10")
+            let limitedKey = try await s.key(for: "acme")
+            let doomedKey = try await s.key(for: "acme")
+            let tokens: [Caller: String] = [
+                .unknown: "tga_not_a_token_of_anyone",
+                .admin: E2ETokens.admin,
+                .service: E2ETokens.service,
+                .own: try await s.accountToken(for: "acme"),
+                .other: try await s.accountToken(for: "other"),
+            ]
+            // Three holds for the follow-ups.
+            var holds: [String] = []
+            for n in 0..<3 {
+                let hold = try await s.authorize(["account": "acme", "request_id": "hold-\(n)", "mode": "hold",
+                                                  "usage": [["meter": "api_call", "quantity": 1]]])
+                holds.append(try #require(hold["hold_id"]?.string))
+            }
+            let usage: [[String: Any]] = [["meter": "api_call", "quantity": 1]]
+            let routes: [Route] = [
+                Route(method: "POST", path: "/v1/authorize", body: ["account": "acme", "request_id": "m-auth", "usage": usage], access: .service, success: 200),
+                Route(method: "POST", path: "/v1/holds/\(holds[0])/report", body: ["request_id": "m-report", "usage": usage], access: .service, success: 200),
+                Route(method: "POST", path: "/v1/holds/\(holds[1])/settle", body: ["request_id": "m-settle"], access: .service, success: 200),
+                Route(method: "POST", path: "/v1/holds/\(holds[2])/release", body: ["request_id": "m-release"], access: .service, success: 200),
+                Route(method: "POST", path: "/v1/accounts", body: ["id": "m-new"], access: .admin, success: 201),
+                Route(method: "GET", path: "/v1/accounts/acme", body: nil, access: .adminOrOwn, success: 200),
+                Route(method: "POST", path: "/v1/accounts/acme/freeze", body: nil, access: .admin, success: 200),
+                Route(method: "POST", path: "/v1/accounts/acme/unfreeze", body: nil, access: .admin, success: 200),
+                Route(method: "POST", path: "/v1/accounts/acme/credits", body: ["amount": "1", "request_id": "m-credit"], access: .admin, success: 200),
+                Route(method: "POST", path: "/v1/accounts/acme/keys", body: nil, access: .admin, success: 201),
+                Route(method: "GET", path: "/v1/accounts/acme/keys", body: nil, access: .admin, success: 200),
+                Route(method: "DELETE", path: "/v1/keys/\(doomedKey.id)", body: nil, access: .admin, success: 200),
+                Route(method: "PUT", path: "/v1/prices/m.meter", body: ["price": "1"], access: .admin, success: 200),
+                Route(method: "GET", path: "/v1/prices", body: nil, access: .admin, success: 200),
+                Route(method: "PUT", path: "/v1/accounts/acme/limits", body: ["rpm": 1000], access: .admin, success: 200),
+                Route(method: "PUT", path: "/v1/keys/\(limitedKey.id)/limits", body: ["rpm": 1000], access: .admin, success: 200),
+                Route(method: "GET", path: "/v1/accounts/acme/ledger", body: nil, access: .adminOrOwn, success: 200),
+                Route(method: "GET", path: "/v1/audit", body: nil, access: .admin, success: 200),
+                Route(method: "POST", path: "/v1/accounts/acme/tokens", body: nil, access: .admin, success: 201),
+                Route(method: "GET", path: "/healthz", body: nil, access: .open, success: 200),
+                Route(method: "GET", path: "/readyz", body: nil, access: .open, success: 200),
+                Route(method: "GET", path: "/metrics", body: nil, access: .open, success: 200),
+                Route(method: "GET", path: "/openapi.json", body: nil, access: .open, success: 200),
+            ]
+
+            func expected(_ route: Route, _ caller: Caller) -> Int {
+                switch (route.access, caller) {
+                case (.open, _): return route.success
+                case (_, .none), (_, .unknown): return 401
+                case (.admin, .admin), (.service, .service), (.adminOrOwn, .admin), (.adminOrOwn, .own): return route.success
+                default: return 403
+                }
+            }
+
+            var mismatches: [String] = []
+            for route in routes {
+                // Callers that must be refused go first, so a route's one allowed call finds the
+                // state it expects (and a refused call has nothing to undo).
+                let order = Caller.allCases.sorted { (expected(route, $0) >= 400 ? 0 : 1) < (expected(route, $1) >= 400 ? 0 : 1) }
+                for caller in order {
+                    let response = try await s.request(route.method, route.path, token: tokens[caller], route.body)
+                    let want = expected(route, caller)
+                    if response.status != want {
+                        mismatches.append("\(route) as \(caller): \(response.status), expected \(want): \(response.text.prefix(200))")
+                    }
+                    if want == 401 {
+                        #expect(response.errorCode == "unauthorized" && response.header("WWW-Authenticate") == "Bearer", "\(route) as \(caller)")
+                    } else if want == 403 {
+                        #expect(response.errorCode == "forbidden", "\(route) as \(caller)")
+                    }
+                }
+            }
+            #expect(mismatches.isEmpty, "\(mismatches.joined(separator: "\n"))")
+
+            // /v1/check authenticates the gateway by its own header, Tollgate-Service-Token
+            // (Authorization carries the end user's key): only the service token gets a decision.
+            let key = try await s.key(for: "acme")
+            for caller in Caller.allCases {
+                let response = try await s.check([("X-Api-Key", key.secret), ("X-Request-Id", "m-check-\(caller)")], serviceToken: tokens[caller])
+                if caller == .service {
+                    #expect(response.status == 200, "\(response)")
+                } else {
+                    #expect(response.status == 401 && response.header("X-Tollgate-Reason") == "invalid_service_token", "as \(caller): \(response)")
+                }
+            }
+
+            // Refused calls changed nothing: the only changes are the allowed ones.
+            let account = try await s.show("acme")
+            #expect(account["status"] == "active")
+            #expect(try await s.show("other")["balance"] == "10")
+            #expect(try await s.admin("GET", "/v1/accounts/acme/keys").value.array?.count == 4)
+            let entries = try await s.admin("GET", "/v1/accounts/acme/ledger?limit=100").value["entries"]?.array ?? []
+            #expect(entries.filter { $0["request_id"] == "m-credit" }.count == 1)
+            #expect(entries.filter { $0["request_id"] == "m-auth" }.count == 1)
+            #expect(entries.filter { $0["request_id"]?.string?.hasPrefix("m-check-") == true }.count == 1)
+        }
+    }
+}

@@ -1,0 +1,335 @@
+import Foundation
+import Testing
+import TollgateTestSupport
+
+/// `GET /openapi.json` against what the server really does.
+@Suite("OpenAPI document")
+struct OpenAPITests {
+    /// Every route the server has, as `METHOD /path/{template}`, with who may call it.
+    static let routes: [String: [String]] = [
+        "POST /v1/authorize": ["serviceToken"],
+        "POST /v1/holds/{hold_id}/report": ["serviceToken"],
+        "POST /v1/holds/{hold_id}/settle": ["serviceToken"],
+        "POST /v1/holds/{hold_id}/release": ["serviceToken"],
+        "GET /v1/check": ["checkServiceToken"],
+        "POST /v1/accounts": ["adminToken"],
+        "GET /v1/accounts/{id}": ["adminToken", "accountToken"],
+        "POST /v1/accounts/{id}/freeze": ["adminToken"],
+        "POST /v1/accounts/{id}/unfreeze": ["adminToken"],
+        "POST /v1/accounts/{id}/credits": ["adminToken"],
+        "POST /v1/accounts/{id}/keys": ["adminToken"],
+        "GET /v1/accounts/{id}/keys": ["adminToken"],
+        "DELETE /v1/keys/{key_id}": ["adminToken"],
+        "PUT /v1/keys/{key_id}/limits": ["adminToken"],
+        "PUT /v1/accounts/{id}/limits": ["adminToken"],
+        "PUT /v1/prices/{meter}": ["adminToken"],
+        "GET /v1/prices": ["adminToken"],
+        "GET /v1/accounts/{id}/ledger": ["adminToken", "accountToken"],
+        "GET /v1/audit": ["adminToken"],
+        "POST /v1/accounts/{id}/tokens": ["adminToken"],
+        "GET /healthz": [],
+        "GET /readyz": [],
+        "GET /metrics": [],
+        "GET /openapi.json": [],
+    ]
+
+    /// The document as the repository keeps it.
+    static func repositoryDocument() throws -> [UInt8] {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Sources/TollgateServer/Resources/openapi.json")
+        return Array(try Data(contentsOf: url))
+    }
+
+    @Test("the served document is the repository's: OpenAPI 3.1, every route with its security, closed request bodies, every $ref resolves")
+    func document() async throws {
+        try await E2EServer.with { s in
+            let served = try await s.http.send("GET", "/openapi.json")
+            #expect(served.status == 200 && served.header("Content-Type") == "application/json")
+            #expect(served.body == (try Self.repositoryDocument()))
+            let document = served.value
+            let validator = JSONSchemaValidator(document: document)
+            #expect(document["openapi"] == "3.1.0")
+            #expect(document["info"]?["title"] == "Tollgate")
+
+            // Exactly the server's routes.
+            var operations: [String: JSONValue] = [:]
+            for (path, item) in document["paths"]?.object ?? [:] {
+                for (method, operation) in item.object ?? [:] where method != "parameters" {
+                    operations["\(method.uppercased()) \(path)"] = operation
+                }
+            }
+            #expect(Set(operations.keys) == Set(Self.routes.keys), "documented \(operations.keys.sorted()), served \(Self.routes.keys.sorted())")
+
+            // Security as the server enforces it.
+            let schemes = document["components"]?["securitySchemes"]
+            for name in ["adminToken", "serviceToken", "accountToken"] {
+                #expect(schemes?[name]?["type"] == "http" && schemes?[name]?["scheme"] == "bearer", "\(name)")
+            }
+            #expect(schemes?["checkServiceToken"]?["in"] == "header" && schemes?["checkServiceToken"]?["name"] == "Tollgate-Service-Token")
+            for (route, expected) in Self.routes {
+                let security = operations[route]?["security"]?.array?.compactMap { $0.object?.keys.first } ?? []
+                #expect(security == expected, "\(route): \(security)")
+            }
+
+            // Every $ref resolves; schemas use only what the validator checks.
+            #expect(validator.documentProblems(document) == [])
+            for (name, schema) in document["components"]?["schemas"]?.object ?? [:] {
+                #expect(validator.schemaProblems(schema, at: "#/components/schemas/\(name)") == [])
+            }
+            // Request bodies are closed (additionalProperties: false), as the server refuses unknown fields.
+            for (route, operation) in operations {
+                guard let body = operation["requestBody"]?["content"]?["application/json"]?["schema"] else { continue }
+                let schema = try #require(validator.dereference(body))
+                #expect(schema["additionalProperties"] == false, "\(route)")
+            }
+            // Every response is described, errors with the error shape.
+            let error = try #require(validator.resolve("#/components/schemas/Error"))
+            #expect(error["properties"]?["error"]?["required"] == ["code", "message"])
+            for (route, operation) in operations {
+                #expect(operation["responses"]?["200"] != nil || operation["responses"]?["201"] != nil, "\(route)")
+                for (status, response) in operation["responses"]?.object ?? [:] where status.hasPrefix("4") || status.hasPrefix("5") {
+                    guard let schema = validator.dereference(response)?["content"]?["application/json"]?["schema"] else { continue }
+                    #expect(schema == ["$ref": "#/components/schemas/Error"] || route.hasSuffix("/readyz"), "\(route) \(status)")
+                }
+            }
+        }
+    }
+
+    @Test("real responses of every route, successes and errors, match the document's response schemas")
+    func responsesMatchTheDocument() async throws {
+        try await E2EServer.with(persistentRedis: false) { s in
+            let served = try await s.http.send("GET", "/openapi.json")
+            let contract = Contract(document: served.value)
+
+            // Set up through the API, checking each call on the way.
+            func call(_ route: String, _ path: String, token: String?, _ body: Any? = nil, headers: [(String, String)] = []) async throws -> TestHTTPResponse {
+                let method = String(route.prefix { $0 != " " })
+                let response = try await s.http.json(method, path, token: token, headers: headers, body: body)
+                contract.check(route, response, requestBody: body)
+                return response
+            }
+            let admin = E2ETokens.admin, service = E2ETokens.service
+            let usage: [[String: Any]] = [["meter": "api_call", "quantity": 1]]
+            let tokens: [[String: Any]] = [["meter": "tokens.input", "model": "m", "quantity": 500]]
+
+            _ = try await call("POST /v1/accounts", "/v1/accounts", token: admin, ["id": "acme", "credit_limit": "1"])
+            _ = try await call("POST /v1/accounts/{id}/credits", "/v1/accounts/acme/credits", token: admin, ["amount": "10", "request_id": "t1", "kind": "topup"])
+            _ = try await call("POST /v1/accounts/{id}/credits", "/v1/accounts/acme/credits", token: admin, ["amount": "10", "request_id": "t1"])
+            _ = try await call("POST /v1/accounts/{id}/credits", "/v1/accounts/acme/credits", token: admin, ["amount": "-100", "request_id": "adj", "kind": "adjustment"])
+            _ = try await call("PUT /v1/prices/{meter}", "/v1/prices/api_call", token: admin, ["price": "0.5"])
+            _ = try await call("PUT /v1/prices/{meter}", "/v1/prices/tokens.input", token: admin, ["price": "0.15", "per": 1_000_000, "model": "m"])
+            _ = try await call("GET /v1/prices", "/v1/prices", token: admin)
+            let key = try await call("POST /v1/accounts/{id}/keys", "/v1/accounts/acme/keys", token: admin)
+            let keyID = try #require(key.value["key_id"]?.string), secret = try #require(key.value["secret"]?.string)
+            _ = try await call("PUT /v1/keys/{key_id}/limits", "/v1/keys/\(keyID)/limits", token: admin, ["rpm": 100, "daily_cap": "5", "burst": 0])
+            _ = try await call("PUT /v1/accounts/{id}/limits", "/v1/accounts/acme/limits",
+                               token: admin, ["rps": 50, "rph": 1000, "tpm": 100_000, "concurrency": 5, "hourly_cap": "9", "monthly_cap": "0"])
+            _ = try await call("GET /v1/accounts/{id}/keys", "/v1/accounts/acme/keys", token: admin)
+            let accountToken = try #require(try await call("POST /v1/accounts/{id}/tokens", "/v1/accounts/acme/tokens", token: admin).value["token"]?.string)
+
+            // Gateway calls: allowed, denied, held, reported, settled, released.
+            _ = try await call("POST /v1/authorize", "/v1/authorize", token: service, ["key": secret, "request_id": "a1", "usage": usage])
+            _ = try await call("POST /v1/authorize", "/v1/authorize", token: service, ["key": secret, "request_id": "a1", "usage": usage])
+            _ = try await call("POST /v1/authorize", "/v1/authorize", token: service, ["key": "tgk_unknown", "request_id": "a2", "usage": usage])
+            _ = try await call("POST /v1/authorize", "/v1/authorize", token: service, ["account": "acme", "request_id": "a3", "usage": [["meter": "api_call", "quantity": 1000]]])
+            _ = try await call("POST /v1/authorize", "/v1/authorize", token: service, ["account": "acme", "request_id": "a4", "usage": [["meter": "nope", "quantity": 1]]])
+            let hold = try await call("POST /v1/authorize", "/v1/authorize", token: service,
+                                      ["account": "acme", "request_id": "h1", "usage": tokens, "mode": "hold", "ttl_ms": 60_000])
+            let holdID = try #require(hold.value["hold_id"]?.string)
+            _ = try await call("POST /v1/holds/{hold_id}/report", "/v1/holds/\(holdID)/report", token: service, ["request_id": "r1", "usage": tokens])
+            _ = try await call("POST /v1/holds/{hold_id}/report", "/v1/holds/\(holdID)/report", token: service,
+                               ["request_id": "r2", "usage": [["meter": "tokens.input", "model": "m", "quantity": 10_000_000_000]]])
+            _ = try await call("POST /v1/holds/{hold_id}/settle", "/v1/holds/\(holdID)/settle", token: service, ["request_id": "s1", "usage": tokens])
+            _ = try await call("POST /v1/holds/{hold_id}/release", "/v1/holds/\(holdID)/release", token: service, ["request_id": "x1"])
+            let second = try await call("POST /v1/authorize", "/v1/authorize", token: service, ["account": "acme", "request_id": "h2", "usage": usage, "mode": "hold"])
+            _ = try await call("POST /v1/holds/{hold_id}/release", "/v1/holds/\(try #require(second.value["hold_id"]?.string))/release", token: service)
+            let third = try await call("POST /v1/authorize", "/v1/authorize", token: service, ["account": "acme", "request_id": "h3", "usage": usage, "mode": "hold"])
+            _ = try await call("POST /v1/holds/{hold_id}/settle", "/v1/holds/\(try #require(third.value["hold_id"]?.string))/settle", token: service, ["request_id": "s3"])
+            // Limits in decisions: counts and caps.
+            _ = try await call("POST /v1/authorize", "/v1/authorize", token: service, ["key": secret, "request_id": "a5", "usage": tokens])
+
+            // The check, allowed and denied.
+            for (headers, route) in [
+                ([("X-Api-Key", secret), ("X-Request-Id", "c1")], "GET /v1/check"),
+                ([("X-Api-Key", secret), ("X-Request-Id", "c2"), ("X-Tollgate-Usage", "api_call=1000")], "GET /v1/check"),
+                ([("X-Api-Key", "tgk_unknown"), ("X-Request-Id", "c3")], "GET /v1/check"),
+                ([("X-Request-Id", "c4")], "GET /v1/check"),
+                ([("X-Api-Key", secret), ("X-Tollgate-Usage", "bad")], "GET /v1/check"),
+            ] {
+                let response = try await s.http.send("GET", "/v1/check", headers: headers + [("Tollgate-Service-Token", service)])
+                contract.check(route, response)
+            }
+            contract.check("GET /v1/check", try await s.http.send("GET", "/v1/check", headers: [("X-Api-Key", secret)]))
+
+            // Reads, as the admin and as the account.
+            _ = try await call("GET /v1/accounts/{id}", "/v1/accounts/acme", token: admin)
+            _ = try await call("GET /v1/accounts/{id}", "/v1/accounts/acme", token: accountToken)
+            _ = try await call("GET /v1/accounts/{id}/ledger", "/v1/accounts/acme/ledger?limit=3", token: admin)
+            _ = try await call("GET /v1/accounts/{id}/ledger", "/v1/accounts/acme/ledger", token: accountToken)
+            _ = try await call("POST /v1/accounts/{id}/freeze", "/v1/accounts/acme/freeze", token: admin)
+            _ = try await call("POST /v1/authorize", "/v1/authorize", token: service, ["account": "acme", "request_id": "f1", "usage": usage])
+            _ = try await call("POST /v1/accounts/{id}/unfreeze", "/v1/accounts/acme/unfreeze", token: admin)
+            _ = try await call("DELETE /v1/keys/{key_id}", "/v1/keys/\(keyID)", token: admin)
+            _ = try await call("POST /v1/authorize", "/v1/authorize", token: service, ["key": secret, "request_id": "k1", "usage": usage])
+            _ = try await call("GET /v1/audit", "/v1/audit", token: admin)
+            let client = s.redis.client()
+            _ = try await client.send("HINCRBY", "tg:{a:acme}:acct", "balance", "1")
+            client.close()
+            _ = try await call("GET /v1/audit", "/v1/audit", token: admin)
+            for route in ["GET /healthz", "GET /readyz", "GET /metrics", "GET /openapi.json"] {
+                _ = try await call(route, String(route.dropFirst(4)), token: nil)
+            }
+
+            // Errors: 400, 401, 403, 404, 409, 413.
+            _ = try await call("POST /v1/accounts", "/v1/accounts", token: admin, ["id": "x", "unknown": 1])
+            _ = try await call("POST /v1/accounts", "/v1/accounts", token: nil, ["id": "x"])
+            _ = try await call("POST /v1/accounts", "/v1/accounts", token: service, ["id": "x"])
+            _ = try await call("POST /v1/accounts", "/v1/accounts", token: admin, ["id": "acme"])
+            _ = try await call("POST /v1/accounts/{id}/credits", "/v1/accounts/acme/credits", token: admin, ["amount": "1.0000001", "request_id": "b"])
+            _ = try await call("POST /v1/accounts/{id}/credits", "/v1/accounts/acme/credits", token: admin, ["amount": "2", "request_id": "t1"])
+            _ = try await call("POST /v1/accounts/{id}/credits", "/v1/accounts/nobody/credits", token: admin, ["amount": "2", "request_id": "t1"])
+            _ = try await call("GET /v1/accounts/{id}", "/v1/accounts/nobody", token: admin)
+            _ = try await call("GET /v1/accounts/{id}", "/v1/accounts/a%00", token: admin)
+            _ = try await call("GET /v1/accounts/{id}", "/v1/accounts/acme", token: nil)
+            _ = try await call("GET /v1/accounts/{id}/ledger", "/v1/accounts/acme/ledger?limit=0", token: admin)
+            _ = try await call("GET /v1/accounts/{id}/ledger", "/v1/accounts/acme/ledger", token: service)
+            _ = try await call("DELETE /v1/keys/{key_id}", "/v1/keys/key_0000000000000000", token: admin)
+            _ = try await call("PUT /v1/keys/{key_id}/limits", "/v1/keys/bad/limits", token: admin, ["rpm": 1])
+            _ = try await call("PUT /v1/prices/{meter}", "/v1/prices/api_call", token: admin, ["price": "1", "per": 0])
+            _ = try await call("POST /v1/authorize", "/v1/authorize", token: admin, ["account": "acme", "request_id": "z", "usage": usage])
+            _ = try await call("POST /v1/authorize", "/v1/authorize", token: service, ["account": "nobody", "request_id": "z", "usage": usage])
+            _ = try await call("POST /v1/holds/{hold_id}/settle", "/v1/holds/bad/settle", token: service, ["request_id": "z"])
+            _ = try await call("POST /v1/holds/{hold_id}/settle", "/v1/holds/h1.bm9ib2R5/settle", token: service, ["request_id": "z"])  // "nobody"
+            let big = Array(#"{"id": "big"}"#.utf8) + Array(repeating: UInt8(ascii: " "), count: 70_000)
+            contract.check("POST /v1/accounts", try await s.http.send("POST", "/v1/accounts", headers: [("Authorization", "Bearer \(admin)")], body: big))
+            _ = try await call("GET /v1/audit", "/v1/audit", token: "nope")
+            _ = try await call("GET /v1/audit", "/v1/audit", token: service)
+            _ = try await call("GET /v1/prices", "/v1/prices", token: accountToken)
+            _ = try await call("POST /v1/holds/{hold_id}/report", "/v1/holds/\(holdID)/report", token: nil, ["request_id": "z", "usage": usage])
+            _ = try await call("PUT /v1/accounts/{id}/limits", "/v1/accounts/acme/limits", token: admin, ["rpm": "fast"])
+            _ = try await call("POST /v1/accounts/{id}/keys", "/v1/accounts/nobody/keys", token: admin)
+
+            // 503: Redis gone.
+            s.redis.stop()
+            _ = try await call("GET /readyz", "/readyz", token: nil)
+            _ = try await call("POST /v1/authorize", "/v1/authorize", token: service, ["account": "acme", "request_id": "d1", "usage": usage])
+            _ = try await call("GET /v1/accounts/{id}", "/v1/accounts/acme", token: admin)
+            contract.check("GET /v1/check", try await s.http.send("GET", "/v1/check", headers: [("X-Api-Key", secret), ("Tollgate-Service-Token", service)]))
+
+            #expect(contract.problems == [], "\(contract.problems.joined(separator: "\n"))")
+            // Each route was seen, most with an error too.
+            #expect(Set(contract.seen.map(\.route)) == Set(Self.routes.keys))
+            let statuses = Set(contract.seen.map(\.status))
+            #expect(statuses.isSuperset(of: [200, 201, 400, 401, 403, 404, 409, 413, 503]), "\(statuses.sorted())")
+        }
+    }
+
+    @Test("the document's request schemas refuse what the server refuses; the validator catches extra, missing and mistyped fields")
+    func requestSchemas() async throws {
+        let document = try JSONValue(parsing: try Self.repositoryDocument())
+        let validator = JSONSchemaValidator(document: document)
+        func schema(_ name: String) throws -> JSONValue { try #require(validator.resolve("#/components/schemas/\(name)")) }
+        let good: [(String, JSONValue)] = [
+            ("AuthorizeRequest", ["key": "k", "request_id": "r", "usage": [["meter": "tokens.input", "model": "m", "quantity": 5]], "mode": "hold", "ttl_ms": 1000]),
+            ("CreditRequest", ["amount": "-0.5", "request_id": "r", "kind": "adjustment"]),
+            ("LimitsRequest", ["rpm": 0, "daily_cap": "0"]),
+            ("HoldReleaseRequest", [:]),
+        ]
+        for (name, body) in good { #expect(validator.errors(body, try schema(name)) == [], "\(name)") }
+        let bad: [(String, JSONValue)] = [
+            ("AuthorizeRequest", ["key": "k", "request_id": "r", "usage": [["meter": "m", "quantity": 1, "extra": 1]]]),
+            ("AuthorizeRequest", ["request_id": "r", "usage": [], "colour": "red"]),
+            ("AuthorizeRequest", ["request_id": "r"]),
+            ("CreditRequest", ["amount": "1e3", "request_id": "r"]),
+            ("CreditRequest", ["amount": 10, "request_id": "r"]),
+            ("CreditRequest", ["amount": "1", "request_id": "r", "kind": "deposit"]),
+            ("PriceRequest", ["price": "1.0000001"]),
+            ("LimitsRequest", ["rpd": 1]),
+            ("HoldReleaseRequest", ["usage": []]),
+            ("CreateAccountRequest", ["id": "x", "credit_limit": "-1"]),
+        ]
+        for (name, body) in bad { #expect(!validator.errors(body, try schema(name)).isEmpty, "\(name) \(body)") }
+
+        // The validator itself, on response shapes.
+        let account: JSONValue = ["id": "a", "status": "active", "balance": "1.5", "held": "0", "available": "1.5", "credit_limit": "0"]
+        #expect(validator.errors(account, try schema("Account")) == [])
+        let wrongAccounts: [JSONValue] = [
+            account.with(["extra": 1]), account.without("held"), account.with(["balance": .double(1.5)]),
+            account.with(["balance": "1.50"]), account.with(["balance": "0.0000001"]), account.with(["status": "gone"]),
+            account.with(["id": .null]), .array([account]),
+        ]
+        for wrong in wrongAccounts { #expect(!validator.errors(wrong, try schema("Account")).isEmpty, "\(wrong)") }
+        let unknownKey: JSONValue = ["allowed": false, "reason": "unknown_key", "retry_after_ms": nil, "cost": "0", "amount": "0",
+                                     "account": nil, "balance": nil, "held": nil, "available": nil, "status": nil, "hold_id": nil,
+                                     "replayed": false, "limits": []]
+        #expect(validator.errors(unknownKey, try schema("Decision")) == [])
+        #expect(!validator.errors(unknownKey.with(["reason": "because"]), try schema("Decision")).isEmpty)
+        #expect(!validator.errors(unknownKey.with(["limits": [["name": "account.rpm", "limit": 1, "remaining": 0]]]), try schema("Decision")).isEmpty)
+        #expect(!validator.errors(unknownKey.with(["cost": nil]), try schema("Decision")).isEmpty)
+        #expect(validator.errors(["rpm": 5, "daily_cap": "2.5"], try schema("Limits")) == [])
+        #expect(!validator.errors(["rpm": "5"], try schema("Limits")).isEmpty)
+        #expect(!validator.errors(["not_a_schema_keyword": true] as JSONValue, ["oneOf": []]).isEmpty)
+    }
+}
+
+/// Checks responses against the document: the status is documented for the operation, and
+/// the body (JSON, text or none) matches what is documented for that status.
+final class Contract: @unchecked Sendable {
+    let validator: JSONSchemaValidator
+    private(set) var problems: [String] = []
+    private(set) var seen: [(route: String, status: Int)] = []
+
+    init(document: JSONValue) {
+        validator = JSONSchemaValidator(document: document)
+    }
+
+    func operation(_ route: String) -> JSONValue? {
+        let method = route.prefix { $0 != " " }.lowercased()
+        let path = String(route.drop { $0 != " " }.dropFirst())
+        return validator.document["paths"]?[path]?[method]
+    }
+
+    func check(_ route: String, _ response: TestHTTPResponse, requestBody: Any? = nil) {
+        seen.append((route, response.status))
+        guard let operation = operation(route) else {
+            problems.append("\(route): not in the document")
+            return
+        }
+        // What the test sent for a success must itself be valid.
+        if let requestBody, (200..<300).contains(response.status),
+           let schema = operation["requestBody"]?["content"]?["application/json"]?["schema"],
+           let data = try? JSONSerialization.data(withJSONObject: requestBody), let body = try? JSONValue(parsing: Array(data)) {
+            problems += validator.errors(body, schema, at: "\(route) request").map { $0 }
+        }
+        guard let documented = operation["responses"]?[String(response.status)], let described = validator.dereference(documented) else {
+            problems.append("\(route): status \(response.status) is not documented: \(response)")
+            return
+        }
+        let content = described["content"]?.object ?? [:]
+        let contentType = response.header("Content-Type") ?? ""
+        if let json = content["application/json"]?["schema"] {
+            guard contentType == "application/json" else {
+                problems.append("\(route) \(response.status): Content-Type \(contentType), documented application/json")
+                return
+            }
+            guard let value = try? JSONValue(parsing: response.body) else {
+                problems.append("\(route) \(response.status): the body is not JSON: \(response.text.prefix(200))")
+                return
+            }
+            problems += validator.errors(value, json, at: "\(route) \(response.status)")
+        } else if content["text/plain"] != nil {
+            if !contentType.hasPrefix("text/plain") { problems.append("\(route) \(response.status): Content-Type \(contentType), documented text/plain") }
+        } else if !response.body.isEmpty {
+            problems.append("\(route) \(response.status): a body where the document has none: \(response.text.prefix(200))")
+        }
+        // Tollgate's own response headers are documented for the status.
+        let headers = Set((described["headers"]?.object ?? [:]).keys.map { $0.lowercased() })
+        for field in response.headers {
+            let name = field.name.lowercased()
+            if name.hasPrefix("x-tollgate-") || name.hasPrefix("ratelimit-") || name == "retry-after" || name == "location" || name == "www-authenticate",
+               !headers.contains(name) {
+                problems.append("\(route) \(response.status): header \(field.name) is not documented")
+            }
+        }
+    }
+}
