@@ -1,4 +1,5 @@
 import Foundation
+import TollgateRedis
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -147,17 +148,6 @@ public final class NginxProcess: Sendable {
             _ executable: String, _ arguments: [String], environment: [String: String] = [:],
             stdout: String, stderr: String
         ) throws -> Child {
-            var attributes = posix_spawnattr_t()
-            posix_spawnattr_init(&attributes)
-            defer { posix_spawnattr_destroy(&attributes) }
-            var empty = sigset_t()
-            sigemptyset(&empty)
-            posix_spawnattr_setsigmask(&attributes, &empty)
-            var defaults = sigset_t()
-            sigemptyset(&defaults)
-            for signal in [SIGTERM, SIGINT, SIGQUIT, SIGPIPE, SIGHUP, SIGCHLD] { sigaddset(&defaults, signal) }
-            posix_spawnattr_setsigdefault(&attributes, &defaults)
-            posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
             var actions = posix_spawn_file_actions_t()
             posix_spawn_file_actions_init(&actions)
             defer { posix_spawn_file_actions_destroy(&actions) }
@@ -170,7 +160,7 @@ public final class NginxProcess: Sendable {
             let envp: [UnsafeMutablePointer<CChar>?] = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
             defer { envp.forEach { free($0) } }
             var pid: pid_t = 0
-            let result = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+            let result = withChildSpawnAttributes { attributes in posix_spawn(&pid, executable, &actions, attributes, argv, envp) }
             guard result == 0 else {
                 throw NginxError(message: "cannot start \(executable): \(String(cString: strerror(result)))")
             }

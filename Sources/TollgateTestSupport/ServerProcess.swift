@@ -1,4 +1,5 @@
 import Foundation
+import TollgateRedis
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -258,17 +259,6 @@ enum Spawn {
         posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
         posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
 
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for signal in [SIGTERM, SIGINT, SIGPIPE, SIGHUP] { sigaddset(&defaults, signal) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
 
         var variables = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("TOLLGATE_") }
         variables.merge(environment) { _, new in new }
@@ -279,7 +269,7 @@ enum Spawn {
             envp.forEach { free($0) }
         }
         var pid: pid_t = 0
-        let result = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        let result = withChildSpawnAttributes { attributes in posix_spawn(&pid, executable, &actions, attributes, argv, envp) }
         guard result == 0 else {
             close(outPipe[0]); close(errPipe[0])
             throw ServerProcessError("cannot start \(executable): \(String(cString: strerror(result)))")

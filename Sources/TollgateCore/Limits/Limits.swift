@@ -43,6 +43,18 @@ public struct LimitsUpdate: Sendable, Hashable {
 
     public init() {}
 
+    /// The changes `limits set` and `PUT .../limits` name: a count of 0 or a cap of "0"
+    /// removes that limit, nil leaves it as it is.
+    public init(counts: [LimitName: Int64?], caps: [LimitName: String?]) throws(TollgateError) {
+        for case let (name, value?) in counts {
+            if value == 0 { remove(name) } else { try set(name, count: value) }
+        }
+        for case let (name, value?) in caps {
+            let amount = try Money(parsing: value)
+            if amount == .zero { remove(name) } else { try set(name, amount: amount) }
+        }
+    }
+
     /// Sets a count limit (rates, burst, concurrency): 1 to 10^12.
     public mutating func set(_ name: LimitName, count: Int64) throws(TollgateError) {
         guard !name.isAmount else { throw TollgateError(.invalidArgument, "\(name.displayName) is an amount of credit") }

@@ -56,3 +56,24 @@ public struct PriceKey: Sendable, Hashable, Comparable, CustomStringConvertible 
 
     public static func < (lhs: PriceKey, rhs: PriceKey) -> Bool { lhs.description < rhs.description }
 }
+
+/// One line of the price book as JSON: `{"meter", "model", "price", "per"}`.
+public struct PriceBookEntry: Sendable, Hashable, Encodable {
+    public var key: PriceKey
+    public var price: Price
+
+    public init(key: PriceKey, price: Price) {
+        self.key = key
+        self.price = price
+    }
+
+    private enum CodingKeys: String, CodingKey { case meter, model, price, per }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(key.meter, forKey: .meter)
+        try container.encode(key.model, forKey: .model)
+        try container.encode(price.price, forKey: .price)
+        try container.encode(price.per, forKey: .per)
+    }
+}

@@ -85,17 +85,9 @@ struct LimitsBody: StrictDecodable {
     let lifetime_cap: String?
 
     func update() throws(TollgateError) -> LimitsUpdate {
-        var update = LimitsUpdate()
-        let counts: [(LimitName, Int64?)] = [(.rps, rps), (.rpm, rpm), (.rph, rph), (.burst, burst), (.tpm, tpm), (.concurrency, concurrency)]
-        for case let (name, value?) in counts {
-            if value == 0 { update.remove(name) } else { try update.set(name, count: value) }
-        }
-        let caps: [(LimitName, String?)] = [(.hourlyCap, hourly_cap), (.dailyCap, daily_cap), (.monthlyCap, monthly_cap), (.lifetimeCap, lifetime_cap)]
-        for case let (name, value?) in caps {
-            let amount = try Money(parsing: value)
-            if amount == .zero { update.remove(name) } else { try update.set(name, amount: amount) }
-        }
-        return update
+        try LimitsUpdate(
+            counts: [.rps: rps, .rpm: rpm, .rph: rph, .burst: burst, .tpm: tpm, .concurrency: concurrency],
+            caps: [.hourlyCap: hourly_cap, .dailyCap: daily_cap, .monthlyCap: monthly_cap, .lifetimeCap: lifetime_cap])
     }
 }
 

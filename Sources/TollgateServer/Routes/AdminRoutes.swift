@@ -39,7 +39,7 @@ struct AdminRoutes: Sendable {
         router.get("/v1/prices") { request, _ in
             try await auth.require(request, .admin)
             let prices = try await engineCall { () async throws(TollgateError) in try await engine.prices() }
-            return JSON.response(prices.sorted { $0.key < $1.key }.map { PriceView(key: $0.key, price: $0.value) })
+            return JSON.response(prices.sorted { $0.key < $1.key }.map { PriceBookEntry(key: $0.key, price: $0.value) })
         }
         router.put("/v1/accounts/:id/limits") { request, context in
             try await auth.require(request, .admin)
@@ -108,7 +108,7 @@ struct AdminRoutes: Sendable {
             (try PriceKey(meter: meter, model: body.model), try Price(price: try Money(parsing: body.price), per: body.per ?? 1))
         }
         try await engineCall { () async throws(TollgateError) in try await engine.setPrice(key, price) }
-        return JSON.response(PriceView(key: key, price: price))
+        return JSON.response(PriceBookEntry(key: key, price: price))
     }
 
     private func setLimits(_ request: Request, _ scope: LimitScope) async throws -> Response {
@@ -138,21 +138,6 @@ struct AdminRoutes: Sendable {
         let cursor = query["cursor"].map(String.init)
         let page = try await engineCall { () async throws(TollgateError) in try await engine.ledger(id, limit: limit, cursor: cursor) }
         return JSON.response(LedgerPageView(entries: page.entries, next_cursor: page.nextCursor))
-    }
-}
-
-struct PriceView: Encodable {
-    let key: PriceKey
-    let price: Price
-
-    private enum CodingKeys: String, CodingKey { case meter, model, price, per }
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(key.meter, forKey: .meter)
-        try container.encode(key.model, forKey: .model)
-        try container.encode(price.price, forKey: .price)
-        try container.encode(price.per, forKey: .per)
     }
 }
 

@@ -83,30 +83,19 @@ public final class EmbeddedRedis: Sendable {
         close(lockDescriptor)
     }
 
-    /// posix_spawn with default signal handling and an empty mask (threads that spawn may block
-    /// SIGTERM, and a child would inherit that), in its own process group so a terminal's ^C
-    /// reaches Tollgate, which then stops Redis in order.
+    /// Starts redis-server in its own process group (a terminal's ^C reaches Tollgate, which
+    /// then stops Redis in order), with signals as `withChildSpawnAttributes` sets them.
     private static func spawn(_ arguments: [String]) throws -> pid_t {
         guard let executable = ["/usr/bin/redis-server", "/usr/local/bin/redis-server", "/usr/sbin/redis-server"]
             .first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
             throw ServeError("redis-server is not installed (Debian: apt-get install redis-server), or pass --redis URL")
         }
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for signal in [SIGTERM, SIGINT, SIGPIPE, SIGHUP] { sigaddset(&defaults, signal) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
         var pid: pid_t = 0
         let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
-        let result = posix_spawn(&pid, executable, nil, &attributes, argv, environ)
+        let result = withChildSpawnAttributes(newProcessGroup: true) { attributes in
+            posix_spawn(&pid, executable, nil, attributes, argv, environ)
+        }
         guard result == 0 else { throw ServeError("cannot start redis-server: \(String(cString: strerror(result)))") }
         return pid
     }

@@ -37,16 +37,9 @@ struct LimitsCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            var update = LimitsUpdate()
-            let counts: [(LimitName, Int64?)] = [(.rps, rps), (.rpm, rpm), (.rph, rph), (.burst, burst), (.tpm, tpm), (.concurrency, concurrency)]
-            for case let (name, value?) in counts {
-                if value == 0 { update.remove(name) } else { try update.set(name, count: value) }
-            }
-            let caps: [(LimitName, String?)] = [(.hourlyCap, hourlyCap), (.dailyCap, dailyCap), (.monthlyCap, monthlyCap), (.lifetimeCap, lifetimeCap)]
-            for case let (name, value?) in caps {
-                let amount = try Money(parsing: value)
-                if amount == .zero { update.remove(name) } else { try update.set(name, amount: amount) }
-            }
+            let update = try LimitsUpdate(
+                counts: [.rps: rps, .rpm: rpm, .rph: rph, .burst: burst, .tpm: tpm, .concurrency: concurrency],
+                caps: [.hourlyCap: hourlyCap, .dailyCap: dailyCap, .monthlyCap: monthlyCap, .lifetimeCap: lifetimeCap])
             let scope: LimitScope
             if let account {
                 scope = .account(try AccountID(account))

@@ -34,7 +34,7 @@ struct PriceCommand: AsyncParsableCommand {
         func run() async throws {
             let prices = try await options.engine().prices().sorted { $0.key < $1.key }
             if json {
-                Output.json(prices.map { PriceJSON(key: $0.key, price: $0.value) })
+                Output.json(prices.map { PriceBookEntry(key: $0.key, price: $0.value) })
             } else {
                 for (key, price) in prices { print("\(key)  \(price.price) per \(price.per)") }
             }
@@ -55,20 +55,5 @@ struct PriceCommand: AsyncParsableCommand {
             }
             print("removed the price of \(key)")
         }
-    }
-}
-
-struct PriceJSON: Encodable {
-    let key: PriceKey
-    let price: Price
-
-    private enum CodingKeys: String, CodingKey { case meter, model, price, per }
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(key.meter, forKey: .meter)
-        try container.encode(key.model, forKey: .model)
-        try container.encode(price.price, forKey: .price)
-        try container.encode(price.per, forKey: .per)
     }
 }
