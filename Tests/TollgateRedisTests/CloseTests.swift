@@ -19,7 +19,7 @@ struct CloseTests {
                 #expect(error.code == .clientClosed, "\(error)")
                 #expect(!error.isConnectivity)
             }
-            #expect(elapsed < .milliseconds(500))
+            #expect(elapsed < .seconds(20), "it hung")  // a hang check, not a speed claim
         }
         let pingError = await redisError { () async throws(RedisError) in try await client.ping() }
         #expect(pingError?.code == .clientClosed)

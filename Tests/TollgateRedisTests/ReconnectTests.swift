@@ -131,7 +131,7 @@ struct ReconnectTests {
             case .success(let reply): Issue.record("attempt \(attempt): the stopped server answered \(reply)")
             case .failure(let error): #expect(error.isConnectivity, "\(error)")
             }
-            #expect(elapsed < .seconds(1), "attempt \(attempt) took \(elapsed)")
+            #expect(elapsed < .seconds(20), "attempt \(attempt) took \(elapsed): it hung")  // a hang check, not a speed claim
         }
 
         // Back up: the client recovers, and every INCRBY that was acknowledged survived (AOF).
