@@ -47,9 +47,13 @@ local function load_scopes(k, wanted)
       i = i + 1
       s.raw[f] = values[i]
     end
-    for _, n in ipairs(LIMIT_NAMES) do
-      local v = s.raw['lim:' .. n]
-      if v then s.lim[n] = tonumber(v) end
+    -- The first fields of SCOPE_FIELDS are the limits, in LIMIT_NAMES order.
+    for j = 1, #LIMIT_NAMES do
+      local v = s.raw[SCOPE_FIELDS[j]]
+      if v then
+        s.lim[LIMIT_NAMES[j]] = tonumber(v)
+        s.limited = true
+      end
     end
     s.open = tonumber(s.raw['open'] or '0')
     scopes[#scopes + 1] = s
@@ -149,6 +153,8 @@ local function evaluate_limits(scopes, now, periods, need)
   end
 
   for _, s in ipairs(scopes) do
+    -- A scope with no limit set has nothing to check or report (its spend is still counted).
+    if s.limited then
     local conc = s.lim.conc
     if conc then
       local after = s.open + need.slot
@@ -218,6 +224,7 @@ local function evaluate_limits(scopes, now, periods, need)
       end
       add_report(s, 'cap_life', life, life - after, 0, life - used, 0)
     end
+    end
   end
 
   local denied_by = nil
@@ -236,9 +243,12 @@ local function evaluate_limits(scopes, now, periods, need)
     end
     return flat
   end
-  local report_now = flatten(5, 6)
-  local report = report_now
-  if not denied_by then report = flatten(3, 4) end
+  local report_now, report = {}, {}
+  if #rows > 0 then
+    report_now = flatten(5, 6)
+    report = report_now
+    if not denied_by then report = flatten(3, 4) end
+  end
 
   local reasons = { concurrency = 'concurrency_limited', rate = 'rate_limited',
                     tokens = 'token_rate_limited', caps = 'spend_cap_reached' }
