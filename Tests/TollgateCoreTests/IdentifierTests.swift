@@ -53,3 +53,12 @@ struct IdentifierTests {
         #expect(throws: TollgateError.self) { try RequestID(String(repeating: "r", count: 257)) }
     }
 }
+
+@Suite("API key secrets")
+struct SecretHashTests {
+    @Test("the stored hash is the lowercase hex SHA-256 of the secret (as sha256sum prints it)")
+    func sha256Hex() {
+        #expect(APIKeySecret.hash("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(APIKeySecret.hash("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+    }
+}

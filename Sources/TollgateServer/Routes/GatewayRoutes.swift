@@ -11,7 +11,16 @@ struct GatewayRoutes: Sendable {
     let metrics: ServerMetrics
     /// The status of a denied `/v1/check` other than an unknown or revoked key (403 by default).
     let denyStatus: HTTPResponse.Status
-    let serviceToken: String
+    /// The service token's digest, computed once: `/v1/check` compares against it per request.
+    private let serviceDigest: [UInt8]
+
+    init(engine: Engine, auth: Authenticator, metrics: ServerMetrics, denyStatus: HTTPResponse.Status, serviceToken: String) {
+        self.engine = engine
+        self.auth = auth
+        self.metrics = metrics
+        self.denyStatus = denyStatus
+        self.serviceDigest = Array(APIKeySecret.hash(serviceToken).utf8)
+    }
 
     func register(on router: Router<BasicRequestContext>) {
         router.post("/v1/authorize") { request, _ in try await authorize(request) }
@@ -84,7 +93,7 @@ struct GatewayRoutes: Sendable {
     private func check(_ request: Request) async throws -> Response {
         let start = ContinuousClock.now
         let presented = Array(APIKeySecret.hash(request.headers[HTTPField.Name("Tollgate-Service-Token")!] ?? "").utf8)
-        guard Authenticator.constantTimeEquals(presented, Array(APIKeySecret.hash(serviceToken).utf8)) else {
+        guard Authenticator.constantTimeEquals(presented, serviceDigest) else {
             return Self.checkResponse(.unauthorized, reason: "invalid_service_token")
         }
         guard let secret = request.headers[HTTPField.Name("X-Api-Key")!] ?? Authenticator.bearer(request.headers[.authorization]) else {
