@@ -27,6 +27,7 @@ struct Options {
     var connections = RedisConfiguration(address: RedisAddress(endpoint: .tcp(host: "127.0.0.1", port: 6379))).connectionCount
     var account = "bench"
     var setupOnly = false
+    var authorize = false
     var probe: String?
 
     static func parse(_ arguments: [String]) -> Options? {
@@ -42,6 +43,12 @@ struct Options {
             case "--connections": guard let v = value().flatMap({ Int($0) }), v > 0 else { return nil }; options.connections = v
             case "--account": guard let v = value() else { return nil }; options.account = v
             case "--setup-only": options.setupOnly = true
+            case "--operation":
+                switch value() {
+                case "debit": options.authorize = false
+                case "authorize": options.authorize = true
+                default: return nil
+                }
             case "--probe": guard let v = value() else { return nil }; options.probe = v
             default: return nil
             }
@@ -70,7 +77,7 @@ func resourceUsage() -> (user: Double, system: Double, contextSwitches: Int) {
 func format(_ value: Double, _ digits: Int = 3) -> String { String(format: "%.\(digits)f", value) }
 
 guard let options = Options.parse(Array(CommandLine.arguments.dropFirst())) else {
-    fail("usage: DebitLoad --redis URL [--concurrency N] [--seconds S] [--warmup S] [--connections K] [--account ID] [--setup-only] [--probe REQUEST_ID]", status: 2)
+    fail("usage: DebitLoad --redis URL [--concurrency N] [--seconds S] [--warmup S] [--connections K] [--account ID] [--setup-only] [--probe REQUEST_ID] [--operation debit|authorize]", status: 2)
 }
 
 let address: RedisAddress
@@ -84,13 +91,14 @@ let workload: DebitWorkload
 do {
     let engine = try await Engine.start(redis: client)
     let prefix = "dl-\(ProcessInfo.processInfo.processIdentifier)-\(UInt64(Date().timeIntervalSince1970 * 1000))"
-    workload = try await DebitWorkload.prepare(engine: engine, account: try AccountID(options.account), requestIDPrefix: prefix)
+    workload = try await DebitWorkload.prepare(engine: engine, account: try AccountID(options.account), requestIDPrefix: prefix,
+                                               authorize: options.authorize)
 } catch {
     fail(error.description)
 }
 if let probe = options.probe {
     do {
-        let decision = try await workload.engine.debit(workload.account, amount: workload.amount, requestID: try RequestID(probe))
+        let decision = try await workload.call(requestID: try RequestID(probe))
         guard decision.allowed else { fail("the probe debit was denied: \(decision.reason?.rawValue ?? "?")") }
     } catch {
         fail(error.description)

@@ -15,6 +15,19 @@ public struct DebitWorkload: Sendable {
     /// Makes request ids unique within this workload; `prefix` makes them unique across
     /// workloads and runs on the same server.
     private let sequence: Sequence
+    /// What each call does.
+    public let operation: Operation
+
+    /// A plain debit of `amount`, or a gateway authorize by API key with every limit kind on
+    /// (request rates, token rate, concurrency, caps; all far above what a run can reach)
+    /// for `api_call=1,tokens.input=1000`.
+    public enum Operation: Sendable {
+        case debit
+        case authorize(secret: String)
+    }
+
+    /// The usage every authorize charges.
+    public static let authorizeUsage: [UsageItem] = (try? UsageItem.parseList("api_call=1,tokens.input=1000")) ?? []
 
     /// What a run did.
     public struct Outcome: Sendable {
@@ -57,7 +70,8 @@ public struct DebitWorkload: Sendable {
         engine: Engine,
         account: AccountID,
         amount: Money = Money(micros: 1)!,
-        requestIDPrefix: String
+        requestIDPrefix: String,
+        authorize: Bool = false
     ) async throws(TollgateError) -> DebitWorkload {
         let state: AccountState
         do {
@@ -71,7 +85,24 @@ public struct DebitWorkload: Sendable {
                 account, amount: topUp, kind: .grant,
                 requestID: try RequestID("\(requestIDPrefix)-fund"))
         }
-        return DebitWorkload(account: account, amount: amount, engine: engine, sequence: Sequence(prefix: requestIDPrefix))
+        var operation = Operation.debit
+        if authorize {
+            try await engine.setPrice(try PriceKey(meter: "api_call"), try Price(price: Money(micros: 1)!, per: 1))
+            try await engine.setPrice(try PriceKey(meter: "tokens.input"), try Price(price: Money(micros: 150_000)!, per: 1_000_000))
+            let key = try await engine.createKey(for: account)
+            let huge = LimitName.maximumCount
+            let cap = Money.maximum
+            var limits = LimitsUpdate()
+            for name in [LimitName.rps, .rpm, .rph, .burst, .tpm] { try limits.set(name, count: huge) }
+            try limits.set(.concurrency, count: 1000)
+            for name in [LimitName.hourlyCap, .dailyCap, .monthlyCap, .lifetimeCap] { try limits.set(name, amount: cap) }
+            try await engine.setLimits(.account(account), limits)
+            var keyLimits = LimitsUpdate()
+            for name in [LimitName.rps, .rpm, .rph, .tpm] { try keyLimits.set(name, count: huge) }
+            try await engine.setLimits(.key(key.keyID), keyLimits)
+            operation = .authorize(secret: key.secret)
+        }
+        return DebitWorkload(account: account, amount: amount, engine: engine, sequence: Sequence(prefix: requestIDPrefix), operation: operation)
     }
 
     /// Runs `count` debits split over `concurrency` concurrent tasks and returns what happened.
@@ -115,9 +146,7 @@ public struct DebitWorkload: Sendable {
             done += 1
             let number = sequence.next.add(1, ordering: .relaxed).newValue
             do {
-                let decision = try await engine.debit(
-                    account, amount: amount,
-                    requestID: try RequestID(sequence.prefix + "-" + String(number)))
+                let decision = try await call(requestID: try RequestID(sequence.prefix + "-" + String(number)))
                 if decision.allowed {
                     outcome.allowed += 1
                 } else {
@@ -130,5 +159,15 @@ public struct DebitWorkload: Sendable {
             }
         }
         return outcome
+    }
+
+    /// One call of the workload's operation.
+    public func call(requestID: RequestID) async throws(TollgateError) -> Decision {
+        switch operation {
+        case .debit:
+            return try await engine.debit(account, amount: amount, requestID: requestID)
+        case .authorize(let secret):
+            return try await engine.authorize(.key(secret: secret), usage: Self.authorizeUsage, requestID: requestID)
+        }
     }
 }
