@@ -50,23 +50,33 @@ struct AuthorizeCommand: AsyncParsableCommand {
     }
 }
 
-struct ReportCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "report",
-        abstract: "Charge a usage batch against a hold; exits 3 when denied (cut the stream).")
+/// What report and settle both take: the hold, its usage, the request id.
+struct HoldFollowUpOptions: ParsableArguments {
     @Argument(help: "The hold id.") var holdID: String
     @OptionGroup var usage: UsageOption
     @Option(name: .customLong("id"), help: "The request id: repeating it changes nothing.") var requestID: String
     @Flag(help: "Print the decision as JSON.") var json = false
     @OptionGroup var options: EngineOptions
 
-    func run() async throws {
+    /// The hold, the usage (nil when none was given), the request id and a ready engine.
+    func resolve(usageRequired: Bool) async throws -> (HoldID, [UsageItem]?, RequestID, Engine) {
         let hold = try HoldID(parsing: holdID)
-        let items = try usage.items(required: true) ?? []
+        let items = try usage.items(required: usageRequired)
         let request = try RequestID(requestID)
-        let engine = try await options.engine()
-        let decision = try await engine.report(hold, usage: items, requestID: request)
-        try Output.decision(decision, json: json) { decision, account in
+        return (hold, items, request, try await options.engine())
+    }
+}
+
+struct ReportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Charge a usage batch against a hold; exits 3 when denied (cut the stream).")
+    @OptionGroup var followUp: HoldFollowUpOptions
+
+    func run() async throws {
+        let (hold, items, request, engine) = try await followUp.resolve(usageRequired: true)
+        let decision = try await engine.report(hold, usage: items ?? [], requestID: request)
+        try Output.decision(decision, json: followUp.json) { decision, account in
             "charged \(decision.amount) (\(decision.capturedOnHold ?? .zero) on the hold); balance \(account.balance), held \(account.held), available \(account.available)"
         }
     }
@@ -76,19 +86,12 @@ struct SettleCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "settle",
         abstract: "Settle a hold on the call's total final usage (or on what was reported) and release the rest.")
-    @Argument(help: "The hold id.") var holdID: String
-    @OptionGroup var usage: UsageOption
-    @Option(name: .customLong("id"), help: "The request id: repeating it changes nothing.") var requestID: String
-    @Flag(help: "Print the decision as JSON.") var json = false
-    @OptionGroup var options: EngineOptions
+    @OptionGroup var followUp: HoldFollowUpOptions
 
     func run() async throws {
-        let hold = try HoldID(parsing: holdID)
-        let items = try usage.items(required: false)
-        let request = try RequestID(requestID)
-        let engine = try await options.engine()
+        let (hold, items, request, engine) = try await followUp.resolve(usageRequired: false)
         let decision = try await engine.settle(hold, usage: items, requestID: request)
-        try Output.decision(decision, json: json) { decision, account in
+        try Output.decision(decision, json: followUp.json) { decision, account in
             "settled: \(decision.amount) charged in all; balance \(account.balance), held \(account.held), available \(account.available)"
         }
     }
