@@ -8,7 +8,7 @@ PORT       ?= 8080
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := redis-server redis-tools libhiredis-dev pkg-config nginx-light
 
-.PHONY: run test deps build release bench compare clean
+.PHONY: run test deps build release bench compare lua-cost http-bench clean
 
 ## deps: install the Debian packages Tollgate builds and tests with, if any is missing.
 deps:
@@ -39,9 +39,20 @@ test: deps
 bench: deps
 	cd Benchmarks && $(SWIFT) package --allow-writing-to-package-directory benchmark
 
-## compare: the engine against redis-benchmark running the same Lua, in one run.
+## compare: the engine against redis-benchmark running the same Lua, in one run
+## (debit, then authorize with every limit kind on).
 compare: deps
 	Benchmarks/compare-debit
+	Benchmarks/compare-debit --operation authorize --skip-build
+
+## lua-cost: what each script costs inside Redis (INFO commandstats).
+lua-cost: deps
+	Benchmarks/lua-cost
+
+## http-bench: wrk against /v1/authorize, /v1/check and /healthz (needs Debian's wrk).
+http-bench: deps
+	@command -v wrk >/dev/null || { $(SUDO) apt-get install -y -qq wrk; }
+	Benchmarks/http-bench
 
 clean:
 	rm -rf .build
