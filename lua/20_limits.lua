@@ -161,45 +161,31 @@ local function evaluate_limits(scopes, now, periods, need)
       if need.slot > 0 and after > conc then fail_with('concurrency', -1) end
       add_report(s, 'concurrency', conc, conc - after, 0, conc - s.open, 0)
     end
-    for _, w in ipairs(REQUEST_WINDOWS) do
-      local rate = s.lim[w.name]
-      if rate then
-        local burst = s.lim.burst or rate
-        local capacity = burst * w.period
-        local excess = gcra_excess(s, w.name, now, rate)
-        local needed = excess + need.requests * w.period
-        local after = needed
-        if need.requests > 0 then
-          if needed > capacity then
-            if w.period > capacity then fail_with('rate', -1) else fail_with('rate', ceil_div(needed - capacity, rate)) end
-            after = excess
-          else
-            s.pending_gcra = s.pending_gcra or {}
-            s.pending_gcra[w.name] = needed
-          end
-        end
-        add_report(s, w.name, rate, math.floor((capacity - after) / w.period), ceil_div(after, rate),
-          math.floor((capacity - excess) / w.period), ceil_div(excess, rate))
-      end
-    end
-    local tpm = s.lim.tpm
-    if tpm then
-      local capacity = tpm * TOKEN_PERIOD
-      local excess = gcra_excess(s, 'tpm', now, tpm)
-      local needed = excess + need.tokens * TOKEN_PERIOD
+    -- One GCRA window: `cost` units against `rate` per `period` with burst `burst`.
+    local function check_window(window, rate, period, burst, cost, category)
+      local capacity = burst * period
+      local excess = gcra_excess(s, window, now, rate)
+      local needed = excess + cost * period
       local after = needed
-      if need.tokens > 0 then
+      if cost > 0 then
         if needed > capacity then
-          if need.tokens > tpm then fail_with('tokens', -1) else fail_with('tokens', ceil_div(needed - capacity, tpm)) end
+          -- A call larger than the whole burst never fits: waiting does not help.
+          if cost > burst then fail_with(category, -1) else fail_with(category, ceil_div(needed - capacity, rate)) end
           after = excess
         else
           s.pending_gcra = s.pending_gcra or {}
-          s.pending_gcra.tpm = needed
+          s.pending_gcra[window] = needed
         end
       end
-      add_report(s, 'tpm', tpm, math.floor((capacity - after) / TOKEN_PERIOD), ceil_div(after, tpm),
-        math.floor((capacity - excess) / TOKEN_PERIOD), ceil_div(excess, tpm))
+      add_report(s, window, rate, math.floor((capacity - after) / period), ceil_div(after, rate),
+        math.floor((capacity - excess) / period), ceil_div(excess, rate))
     end
+    for _, w in ipairs(REQUEST_WINDOWS) do
+      local rate = s.lim[w.name]
+      if rate then check_window(w.name, rate, w.period, s.lim.burst or rate, need.requests, 'rate') end
+    end
+    local tpm = s.lim.tpm
+    if tpm then check_window('tpm', tpm, TOKEN_PERIOD, tpm, need.tokens, 'tokens') end
     for _, c in ipairs(CAP_PERIODS) do
       local cap = s.lim[c.name]
       if cap then
