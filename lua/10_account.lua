@@ -65,6 +65,7 @@ local function append_ledger(k, a, now, kind, amount, held_delta, request_id, ho
   local id = redis.call('XADD', k.ledger, fmt(ms) .. '-*', unpack(fields))
   a.lms = ms
   redis.call('HSET', k.acct, 'lms', fmt(ms))
+  publish_change(k.acct, id, kind, amount, a.balance, a.held, now)
   return id
 end
 
