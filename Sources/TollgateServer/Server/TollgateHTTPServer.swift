@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdWebSocket
 import Logging
 import Metrics
 import NIOCore
@@ -40,9 +41,10 @@ public enum TollgateHTTPServer {
         return registry
     }()
 
-    /// The application, ready to run as a service. `onListening` gets the bound port.
+    /// The application, ready to run as a service. `onListening` gets the bound port. `events`
+    /// (run as a service of its own) feeds the live streams.
     public static func application(
-        engine: Engine, configuration: ServerConfiguration, logger: Logger,
+        engine: Engine, configuration: ServerConfiguration, events: EventHub, logger: Logger,
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         let metrics = ServerMetrics(registry: metricsRegistry)
@@ -54,8 +56,11 @@ public enum TollgateHTTPServer {
             .register(on: router)
         AdminRoutes(engine: engine, auth: auth).register(on: router)
         OperationsRoutes(engine: engine, metrics: metrics).register(on: router)
+        EventRoutes(engine: engine, auth: auth, hub: events).register(on: router)
+        DashboardRoutes(engine: engine, auth: auth).register(on: router)
         return Application(
             router: router,
+            server: .http1WebSocketUpgrade(shouldUpgrade: EventRoutes.webSocketUpgrade(engine: engine, auth: auth, hub: events)),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "tollgate"),
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? configuration.port) },
             logger: logger)

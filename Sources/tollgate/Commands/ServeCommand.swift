@@ -30,6 +30,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Longest wait for Redis per decision, e.g. 250ms (TOLLGATE_REDIS_TIMEOUT).") var redisTimeout: DurationArgument?
     @Option(help: "Redis connections (TOLLGATE_REDIS_CONNECTIONS).") var redisConnections: Int?
     @Option(help: "trace, debug, info, notice, warning, error (TOLLGATE_LOG_LEVEL).") var logLevel: String?
+    @OptionGroup(title: "Event streams") var eventOptions: EventStreamOptions
     @Flag(help: "Seed a demo account with credit, prices, an API key and a dashboard token, and print curl lines.") var demo = false
 
     func run() async throws {
@@ -84,11 +85,18 @@ struct ServeCommand: AsyncParsableCommand {
         let demoLines = demo ? try await seedDemo(engine) : nil
         let configuration = ServerConfiguration(host: host, port: port, tokens: tokens, denyStatus: deny)
         let redisDescription = embedded.map { "embedded, data in \($0.directory.path)" } ?? address.description
-        let app = TollgateHTTPServer.application(engine: engine, configuration: configuration, logger: logger) { boundPort in
+        let events = EventHub(
+            redis: RedisConfiguration(address: address, connectTimeout: .seconds(2), commandTimeout: .seconds(5), connectionCount: 1),
+            configuration: try eventOptions.configuration(environment), logger: logger)
+        let app = TollgateHTTPServer.application(engine: engine, configuration: configuration, events: events, logger: logger) { boundPort in
             Self.announce(host: host, port: boundPort, redis: redisDescription, tokens: tokens, dataDirectory: dataDirectory, demo: demoLines)
         }
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: RedisLifecycleService(client: client, embedded: embedded, logger: logger)), .init(service: app)],
+            services: [.init(service: RedisLifecycleService(client: client, embedded: embedded, logger: logger)),
+                       .init(service: events), .init(service: app)]
+                + (try eventOptions.webhook(environment).map {
+                    [ServiceGroupConfiguration.ServiceConfiguration(service: AlertWebhook(engine: engine, hub: events, configuration: $0, logger: logger))]
+                } ?? []),
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         try await group.run()
