@@ -89,7 +89,7 @@ let package = Package(
         .testTarget(
             name: "TollgateServerTests",
             dependencies: [
-                "TollgateCore", "TollgateTestSupport",
+                "TollgateCore", "TollgateRedis", "TollgateTestSupport",
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
             ]
         ),

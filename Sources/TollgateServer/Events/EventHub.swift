@@ -128,10 +128,18 @@ public final class EventHub: Service, Sendable {
     private let redis: RedisConfiguration
     private let registry = Mutex(Registry())
     private let logger: Logger
-    private let delivered = Metrics.Counter(label: "tollgate_events_delivered_total")
-    private let received = Metrics.Counter(label: "tollgate_events_received_total")
-    private let laggedCounter = Metrics.Counter(label: "tollgate_event_subscribers_lagged_total")
-    private let subscriberGauge = Metrics.Gauge(label: "tollgate_event_subscribers")
+    /// Made on first use, after the server has bootstrapped the metrics system.
+    private struct HubMetrics: Sendable {
+        let delivered = Metrics.Counter(label: "tollgate_events_delivered_total")
+        let received = Metrics.Counter(label: "tollgate_events_received_total")
+        let lagged = Metrics.Counter(label: "tollgate_event_subscribers_lagged_total")
+        let subscribers = Metrics.Gauge(label: "tollgate_event_subscribers")
+    }
+    private static let metrics = HubMetrics()
+    private var delivered: Metrics.Counter { Self.metrics.delivered }
+    private var received: Metrics.Counter { Self.metrics.received }
+    private var laggedCounter: Metrics.Counter { Self.metrics.lagged }
+    private var subscriberGauge: Metrics.Gauge { Self.metrics.subscribers }
     private let ready = Mutex<(isReady: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
 
     /// A hub that subscribes with its own connection to the Redis at `redis.address`.

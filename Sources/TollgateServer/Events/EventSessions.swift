@@ -20,6 +20,7 @@ struct AccountEventSession: Sendable {
     /// Sends the stream through `send` until the subscriber goes away (`send` throws), the
     /// hub shuts down, or the subscriber lags (then a `lagged` message is the last one).
     func run(_ subscription: EventHub.Subscription, send: (StreamMessage) async throws -> Void) async throws {
+        await hub.waitUntilReady()
         var last: EventID
         if let resumeFrom, let resumed = try await resumePoint(resumeFrom) {
             last = resumed
@@ -78,7 +79,10 @@ struct AccountEventSession: Sendable {
 
 /// The operators' firehose: every account's events matching a filter, live only.
 struct FirehoseSession: Sendable {
+    let hub: EventHub
+
     func run(_ subscription: EventHub.Subscription, send: (StreamMessage) async throws -> Void) async throws {
+        await hub.waitUntilReady()
         try await send(.ready)
         for await item in subscription.items {
             switch item {

@@ -33,7 +33,7 @@ struct EventRoutes: Sendable {
             }
             let filter = EventHub.Filter(account: nil, accountPrefix: query["account_prefix"].map(String.init) ?? "", kinds: kinds)
             return sseResponse(hub.subscribe(filter)) { subscription, send in
-                try await FirehoseSession().run(subscription, send: send)
+                try await FirehoseSession(hub: hub).run(subscription, send: send)
             }
         }
         // A plain GET here is not a WebSocket upgrade: say what is wrong, after checking the caller.
@@ -67,9 +67,10 @@ struct EventRoutes: Sendable {
                 try await cuttingOffLaggards(subscription) {
                     try await session(subscription) { message in try await out.writer.write(message.sse) }
                 }
-            } catch is SubscriberLagged {
-                throw SubscriberLagged()  // closes the connection
             }
+            // A lagging subscriber has had its notice; the connection goes (throwing is how a
+            // response body closes it: HTTP/1.1 would otherwise keep it open for more requests).
+            if subscription.lagged { throw SubscriberLagged() }
             try await out.writer.finish(nil)
         })
     }

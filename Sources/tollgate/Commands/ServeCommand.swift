@@ -92,8 +92,10 @@ struct ServeCommand: AsyncParsableCommand {
             Self.announce(host: host, port: boundPort, redis: redisDescription, tokens: tokens, dataDirectory: dataDirectory, demo: demoLines)
         }
         let group = ServiceGroup(configuration: .init(
+            // Shut down in reverse: the event streams end first, so the HTTP server is not
+            // left waiting for them.
             services: [.init(service: RedisLifecycleService(client: client, embedded: embedded, logger: logger)),
-                       .init(service: events), .init(service: app)]
+                       .init(service: app), .init(service: events)]
                 + (try eventOptions.webhook(environment).map {
                     [ServiceGroupConfiguration.ServiceConfiguration(service: AlertWebhook(engine: engine, hub: events, configuration: $0, logger: logger))]
                 } ?? []),
