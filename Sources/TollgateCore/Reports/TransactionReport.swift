@@ -92,18 +92,23 @@ extension Engine {
         return TransactionReport(account: id, from: from, to: to, openingBalance: opening)
     }
 
+    /// The range's entries after `after` (an entry id; nil: from the start), oldest first,
+    /// at most `pageSize`. A page shorter than `pageSize` is the last.
+    public func ledgerPage(of report: TransactionReport, after: String?, pageSize: Int = 1000) async throws(TollgateError) -> [LedgerEntry] {
+        try await ledgerRange(report.account, from: after.map { "(" + $0 } ?? "\(report.from)-0", to: "(\(report.to)-0", count: pageSize)
+    }
+
     /// Calls `body` with the range's entries, oldest first, `pageSize` at a time.
     public func forEachLedgerPage(
         of report: TransactionReport, pageSize: Int = 1000,
         _ body: ([LedgerEntry]) async throws -> Void
     ) async throws {
-        var lower = "\(report.from)-0"
-        let upper = "(\(report.to)-0"
+        var after: String?
         while true {
-            let page = try await ledgerRange(report.account, from: lower, to: upper, count: pageSize)
+            let page = try await ledgerPage(of: report, after: after, pageSize: pageSize)
             if !page.isEmpty { try await body(page) }
             guard page.count == pageSize, let last = page.last else { return }
-            lower = "(" + last.id
+            after = last.id
         }
     }
 
