@@ -251,7 +251,7 @@ struct OpenAPITests {
         for (name, body) in bad { #expect(!validator.errors(body, try schema(name)).isEmpty, "\(name) \(body)") }
 
         // The validator itself, on response shapes.
-        let account: JSONValue = ["id": "a", "status": "active", "balance": "1.5", "held": "0", "available": "1.5", "credit_limit": "0"]
+        let account: JSONValue = ["id": "a", "status": "active", "balance": "1.5", "paid": "1.5", "promotional": "0", "held": "0", "available": "1.5", "credit_limit": "0"]
         #expect(validator.errors(account, try schema("Account")) == [])
         let wrongAccounts: [JSONValue] = [
             account.with(["extra": 1]), account.without("held"), account.with(["balance": .double(1.5)]),
@@ -260,7 +260,7 @@ struct OpenAPITests {
         ]
         for wrong in wrongAccounts { #expect(!validator.errors(wrong, try schema("Account")).isEmpty, "\(wrong)") }
         let unknownKey: JSONValue = ["allowed": false, "reason": "unknown_key", "retry_after_ms": nil, "cost": "0", "amount": "0",
-                                     "account": nil, "balance": nil, "held": nil, "available": nil, "status": nil, "hold_id": nil,
+                                     "account": nil, "balance": nil, "promotional": nil, "held": nil, "available": nil, "status": nil, "hold_id": nil,
                                      "replayed": false, "limits": []]
         #expect(validator.errors(unknownKey, try schema("Decision")) == [])
         #expect(!validator.errors(unknownKey.with(["reason": "because"]), try schema("Decision")).isEmpty)

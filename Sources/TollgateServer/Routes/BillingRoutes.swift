@@ -20,7 +20,7 @@ struct BillingRoutes: Sendable {
         router.get("/v1/accounts/:id/payments") { request, context in try await payments(request, context) }
         router.get("/v1/accounts/:id/usage") { request, context in
             let id = try await auth.requireAdminOrAccount(request) { try PathParameter.account(context) }
-            return JSON.response(UsageView(try await breakdown(id, request.uri.queryParameters)))
+            return JSON.response(try await breakdown(id, request.uri.queryParameters))
         }
         router.get("/v1/accounts/:id/reports/transactions.csv") { request, context in
             try await transactions(request, context, csv: true)
@@ -36,7 +36,7 @@ struct BillingRoutes: Sendable {
         }
         router.get("/v1/accounts/:id/reports/usage.json") { request, context in
             let id = try await auth.requireAdminOrAccount(request) { try PathParameter.account(context) }
-            return JSON.response(UsageView(try await breakdown(id, request.uri.queryParameters)))
+            return JSON.response(try await breakdown(id, request.uri.queryParameters))
         }
     }
 
@@ -236,30 +236,3 @@ struct RedemptionView: Encodable {
     }
 }
 
-struct UsageView: Encodable {
-    struct Group: Encodable {
-        let meter: String?
-        let model: String?
-        let key: String?
-        let period: String?
-        let amount: Money
-        let quantity: Int64
-    }
-    struct Total: Encodable {
-        let amount: Money
-        let quantity: Int64
-    }
-    let from: String
-    let to: String
-    let by: [String]
-    let groups: [Group]
-    let total: Total
-
-    init(_ usage: UsageBreakdown) {
-        from = Timestamp.iso8601(milliseconds: usage.from)
-        to = Timestamp.iso8601(milliseconds: usage.to)
-        by = usage.grouping.description.split(separator: ",").map(String.init)
-        groups = usage.groups.map { Group(meter: $0.meter, model: $0.model, key: $0.key, period: $0.period, amount: $0.amount, quantity: $0.quantity) }
-        total = Total(amount: usage.totalAmount, quantity: usage.totalQuantity)
-    }
-}
