@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "TollgateRedis", targets: ["TollgateRedis"]),
         .library(name: "TollgateCore", targets: ["TollgateCore"]),
         .library(name: "TollgateTestSupport", targets: ["TollgateTestSupport"]),
+        .library(name: "TollgatePayments", targets: ["TollgatePayments"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -46,6 +47,15 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             plugins: ["EmbedLua"]
+        ),
+        // Payment providers (MoonPay, AlchemyPay): checkout URLs, webhook verification, token
+        // rates and deposit addresses. Pure Swift: no Redis, no HTTP.
+        .target(
+            name: "TollgatePayments",
+            dependencies: [
+                "TollgateCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         // The HTTP service: gateway and admin JSON API, nginx/Envoy check, auth, metrics,
         // the embedded redis-server.
@@ -86,6 +96,10 @@ let package = Package(
         .testTarget(
             name: "TollgateServerTests",
             dependencies: ["TollgateCore", "TollgateTestSupport"]
+        ),
+        .testTarget(
+            name: "TollgatePaymentsTests",
+            dependencies: ["TollgatePayments", "TollgateCore"]
         ),
         .testTarget(
             name: "TollgateCLITests",
