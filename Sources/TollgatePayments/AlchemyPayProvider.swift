@@ -66,6 +66,7 @@ public struct AlchemyPayProvider: PaymentProvider {
     /// The path the page signature names for buying.
     static let buyPagePath = "/index/rampPageBuy"
 
+    /// An AlchemyPay provider; appId and appSecret are optional (see the properties).
     public init(
         baseURL: String = AlchemyPayProvider.defaultBaseURL, appID: String? = nil, appSecret: String? = nil,
         callbackPath: String = AlchemyPayProvider.defaultCallbackPath, tolerance: TimeInterval = 300
@@ -77,6 +78,7 @@ public struct AlchemyPayProvider: PaymentProvider {
         self.tolerance = tolerance
     }
 
+    /// Whether an appSecret is set.
     public var isWebhookConfigured: Bool { appSecret.map { !$0.isEmpty } ?? false }
 
     /// AlchemyPay's network code: `TRX` for Tron, `ETH`, `BSC`, `SOL`, else the name.

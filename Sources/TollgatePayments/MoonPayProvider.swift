@@ -49,6 +49,7 @@ public struct MoonPayProvider: PaymentProvider {
     /// The default base URL.
     public static let defaultBaseURL = "https://buy.moonpay.com"
 
+    /// A MoonPay provider; every secret is optional (see the properties).
     public init(
         baseURL: String = MoonPayProvider.defaultBaseURL, apiKey: String? = nil, secretKey: String? = nil,
         webhookKey: String? = nil, tolerance: TimeInterval = 300
@@ -60,6 +61,7 @@ public struct MoonPayProvider: PaymentProvider {
         self.tolerance = tolerance
     }
 
+    /// Whether a webhook key is set.
     public var isWebhookConfigured: Bool { webhookKey.map { !$0.isEmpty } ?? false }
 
     /// MoonPay's currency code for a token on a network, such as `usdt_trx`.
@@ -121,8 +123,12 @@ public struct MoonPayProvider: PaymentProvider {
                 throw WebhookError(.malformedSignature, "Moonpay-Signature-V2 must be t=TIMESTAMP,s=SIGNATURE")
             }
             switch pair[0].trimmingSpaces {
-            case "t": timestamp = pair[1].trimmingSpaces
-            case "s": signature = pair[1].trimmingSpaces
+            case "t":
+                guard timestamp == nil else { throw WebhookError(.malformedSignature, "Moonpay-Signature-V2 has two t=") }
+                timestamp = pair[1].trimmingSpaces
+            case "s":
+                guard signature == nil else { throw WebhookError(.malformedSignature, "Moonpay-Signature-V2 has two s=") }
+                signature = pair[1].trimmingSpaces
             default: continue  // unknown elements are ignored, as Stripe-style headers allow
             }
         }

@@ -81,7 +81,11 @@ public struct PaymentsConfiguration: Sendable {
             guard TokenTable.isValidSymbol(token) else {
                 throw PaymentsError(.invalidConfiguration, "\(name) does not end in a token symbol")
             }
-            addresses.append(try DepositAddress(token: token, parsing: spec))
+            do {
+                addresses.append(try DepositAddress(token: token, parsing: spec))
+            } catch {
+                throw error.message.contains(name) ? error : PaymentsError(error.code, "\(name): \(error.message)")
+            }
         }
         let callbackPath = value("TOLLGATE_ALCHEMYPAY_CALLBACK_PATH") ?? AlchemyPayProvider.defaultCallbackPath
         guard callbackPath.hasPrefix("/"), !callbackPath.contains(" ") else {
