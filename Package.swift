@@ -63,6 +63,7 @@ let package = Package(
             name: "TollgateServer",
             dependencies: [
                 "TollgateCore",
+                "TollgatePayments",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -77,6 +78,7 @@ let package = Package(
             dependencies: [
                 "TollgateCore",
                 "TollgateServer",
+                "TollgatePayments",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

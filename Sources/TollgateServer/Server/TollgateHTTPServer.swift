@@ -7,6 +7,7 @@ import NIOCore
 import Prometheus
 import ServiceLifecycle
 import TollgateCore
+import TollgatePayments
 import TollgateRedis
 
 /// How `tollgate serve` listens and answers.
@@ -18,14 +19,17 @@ public struct ServerConfiguration: Sendable {
     public var denyStatus: Int
     /// How many failed coupon attempts an account or address may make per window.
     public var couponPolicy: CouponGuessingPolicy
+    /// Tokens, deposit addresses and payment providers (from TOLLGATE_* variables).
+    public var payments: PaymentsConfiguration
 
     public init(host: String, port: Int, tokens: ServerTokens, denyStatus: Int = 403,
-                couponPolicy: CouponGuessingPolicy = CouponGuessingPolicy()) {
+                couponPolicy: CouponGuessingPolicy = CouponGuessingPolicy(), payments: PaymentsConfiguration) {
         self.host = host
         self.port = port
         self.tokens = tokens
         self.denyStatus = denyStatus
         self.couponPolicy = couponPolicy
+        self.payments = payments
     }
 }
 
@@ -58,6 +62,7 @@ public enum TollgateHTTPServer {
             .register(on: router)
         AdminRoutes(engine: engine, auth: auth).register(on: router)
         BillingRoutes(engine: engine, auth: auth, couponPolicy: configuration.couponPolicy).register(on: router)
+        PaymentRoutes(engine: engine, auth: auth, payments: configuration.payments).register(on: router)
         OperationsRoutes(engine: engine, metrics: metrics).register(on: router)
         return Application(
             router: router,
