@@ -97,7 +97,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TollgateServerTests",
-            dependencies: ["TollgateCore", "TollgateTestSupport"]
+            dependencies: ["TollgateCore", "TollgateTestSupport", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(
             name: "TollgatePaymentsTests",
