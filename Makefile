@@ -8,7 +8,7 @@ PORT       ?= 8080
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := redis-server redis-tools libhiredis-dev pkg-config nginx-light
 
-.PHONY: run test deps build release bench compare lua-cost http-bench clean
+.PHONY: run test deps build release bench compare lua-cost http-bench report-memory clean
 
 ## deps: install the Debian packages Tollgate builds and tests with, if any is missing.
 deps:
@@ -53,6 +53,11 @@ lua-cost: deps
 http-bench: deps
 	@command -v wrk >/dev/null || { $(SUDO) apt-get install -y -qq wrk; }
 	Benchmarks/http-bench
+
+## report-memory: stream a transaction report over 1,000,000 ledger entries and print the
+## server's resident memory (flat: it does not grow with the report).
+report-memory: deps
+	Benchmarks/report-memory
 
 clean:
 	rm -rf .build

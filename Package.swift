@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "TollgateRedis", targets: ["TollgateRedis"]),
         .library(name: "TollgateCore", targets: ["TollgateCore"]),
         .library(name: "TollgateTestSupport", targets: ["TollgateTestSupport"]),
+        .library(name: "TollgatePayments", targets: ["TollgatePayments"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -48,12 +49,22 @@ let package = Package(
             ],
             plugins: ["EmbedLua"]
         ),
+        // Payment providers (MoonPay, AlchemyPay): checkout URLs, webhook verification, token
+        // rates and deposit addresses. Pure Swift: no Redis, no HTTP.
+        .target(
+            name: "TollgatePayments",
+            dependencies: [
+                "TollgateCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         // The HTTP service: gateway and admin JSON API, nginx/Envoy check, auth, metrics,
         // the embedded redis-server.
         .target(
             name: "TollgateServer",
             dependencies: [
                 "TollgateCore",
+                "TollgatePayments",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -70,6 +81,7 @@ let package = Package(
             dependencies: [
                 "TollgateCore",
                 "TollgateServer",
+                "TollgatePayments",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -90,8 +102,13 @@ let package = Package(
             name: "TollgateServerTests",
             dependencies: [
                 "TollgateCore", "TollgateRedis", "TollgateTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
             ]
+        ),
+        .testTarget(
+            name: "TollgatePaymentsTests",
+            dependencies: ["TollgatePayments", "TollgateCore"]
         ),
         .testTarget(
             name: "TollgateCLITests",

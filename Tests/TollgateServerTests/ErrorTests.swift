@@ -112,7 +112,7 @@ struct ErrorTests {
             Self.expectError(try await s.admin("PUT", "/v1/keys/key_TOOSHORT/limits", ["rpm": 1]), 400, "invalid_argument")
 
             // None of it changed anything.
-            #expect(try await s.show("acme") == ["id": "acme", "status": "active", "balance": "10", "held": "0", "available": "10", "credit_limit": "0"])
+            #expect(try await s.show("acme") == ["id": "acme", "status": "active", "balance": "10", "paid": "10", "promotional": "0", "held": "0", "available": "10", "credit_limit": "0"])
             #expect(try await s.admin("GET", "/v1/accounts/acme/ledger").value["entries"]?.array?.count == 1)
             #expect(try await s.admin("GET", "/v1/audit").value["accounts_checked"] == 1)
         }

@@ -4,7 +4,7 @@ extension Engine {
     /// The account as of its newest ledger entry, read in one atomic step.
     public func snapshot(_ id: AccountID) async throws(TollgateError) -> AccountSnapshot {
         let reply = try await call("events_snapshot", id, [])
-        guard let f = reply.array, f.count == 7,
+        guard let f = reply.array, f.count == 8, let promotional = f[7].int64.flatMap(Money.init(micros:)),
               let balance = f[0].int64.flatMap(Money.init(micros:)), let held = f[1].int64.flatMap(Money.init(micros:)),
               let status = f[2].string.flatMap(AccountStatus.init(rawValue:)),
               let creditLimit = f[3].int64.flatMap(Money.init(micros:)), let last = f[4].string,
@@ -12,7 +12,7 @@ extension Engine {
             throw TollgateError(.redisError, "unexpected events_snapshot reply: \(reply)")
         }
         return AccountSnapshot(
-            account: AccountState(id: id, status: status, balance: balance, held: held, creditLimit: creditLimit),
+            account: AccountState(id: id, status: status, balance: balance, held: held, creditLimit: creditLimit, promotional: promotional),
             lastEntryID: last.isEmpty ? .zero : (EventID(last) ?? .zero),
             lowBalanceAlert: threshold < 0 ? nil : Money(micros: threshold).map { LowBalanceAlert(threshold: $0, armed: armed == 1) })
     }

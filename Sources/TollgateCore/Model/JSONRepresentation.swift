@@ -3,7 +3,7 @@
 
 extension AccountState: Encodable {
     private enum CodingKeys: String, CodingKey {
-        case id, status, balance, held, available, creditLimit = "credit_limit"
+        case id, status, balance, paid, promotional, held, available, creditLimit = "credit_limit"
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -11,6 +11,8 @@ extension AccountState: Encodable {
         try container.encode(id.rawValue, forKey: .id)
         try container.encode(status, forKey: .status)
         try container.encode(balance, forKey: .balance)
+        try container.encode(paid, forKey: .paid)
+        try container.encode(promotional, forKey: .promotional)
         try container.encode(held, forKey: .held)
         try container.encode(available, forKey: .available)
         try container.encode(creditLimit, forKey: .creditLimit)
@@ -19,7 +21,7 @@ extension AccountState: Encodable {
 
 extension Decision: Encodable {
     private enum CodingKeys: String, CodingKey {
-        case allowed, reason, retryAfter = "retry_after_ms", cost, amount, account, balance, held, available, status
+        case allowed, reason, retryAfter = "retry_after_ms", cost, amount, account, balance, promotional, held, available, status
         case entryID = "entry_id", holdID = "hold_id", holdExpiresAt = "hold_expires_at"
         case capturedOnHold = "captured_on_hold", replayed, limits
     }
@@ -35,6 +37,7 @@ extension Decision: Encodable {
         try container.encode(amount, forKey: .amount)
         try container.encode(account?.id.rawValue, forKey: .account)
         try container.encode(account?.balance, forKey: .balance)
+        try container.encode(account?.promotional, forKey: .promotional)
         try container.encode(account?.held, forKey: .held)
         try container.encode(account?.available, forKey: .available)
         try container.encode(account?.status, forKey: .status)
@@ -69,7 +72,7 @@ extension LimitStatus: Encodable {
 extension LedgerEntry: Encodable {
     private enum CodingKeys: String, CodingKey {
         case id, kind, amount, balance, held, heldDelta = "held_delta", requestID = "request_id"
-        case holdID = "hold_id", time, meter, model, quantity, key
+        case holdID = "hold_id", time, meter, model, quantity, key, reference, expiresAt = "expires_at", flag
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -87,6 +90,9 @@ extension LedgerEntry: Encodable {
         try container.encodeIfPresent(model, forKey: .model)
         try container.encodeIfPresent(quantity, forKey: .quantity)
         try container.encodeIfPresent(keyID, forKey: .key)
+        try container.encodeIfPresent(reference, forKey: .reference)
+        try container.encodeIfPresent(expiresAt.map(Timestamp.iso8601(milliseconds:)), forKey: .expiresAt)
+        try container.encodeIfPresent(flag, forKey: .flag)
     }
 }
 
@@ -118,5 +124,60 @@ extension AuditReport: Encodable {
         try container.encode(isClean, forKey: .clean)
         try container.encode(accounts.count, forKey: .accountsChecked)
         try container.encode(drifting, forKey: .drifting)
+    }
+}
+
+extension Deposit: Encodable {
+    private enum CodingKeys: String, CodingKey {
+        case id, account, amount, token, tokenAmount = "token_amount", provider, status, createdAt = "created_at"
+        case updatedAt = "updated_at", providerTransactionID = "provider_transaction_id", credited, received, flagged
+        case entryID = "entry_id"
+    }
+
+    /// `{"id": "dep_…", "account", "amount" (credits requested), "token", "token_amount",
+    /// "provider", "status", "created_at", "credited", "flagged", …}`
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id.description, forKey: .id)
+        try container.encode(id.account.rawValue, forKey: .account)
+        try container.encode(credits, forKey: .amount)
+        try container.encode(token, forKey: .token)
+        try container.encode(tokenAmount, forKey: .tokenAmount)
+        try container.encode(provider, forKey: .provider)
+        try container.encode(status, forKey: .status)
+        try container.encode(Timestamp.iso8601(milliseconds: created), forKey: .createdAt)
+        try container.encode(updated.map(Timestamp.iso8601(milliseconds:)), forKey: .updatedAt)
+        try container.encode(providerTransactionID, forKey: .providerTransactionID)
+        try container.encode(credited, forKey: .credited)
+        try container.encode(received, forKey: .received)
+        try container.encode(flagged, forKey: .flagged)
+        try container.encode(entryID, forKey: .entryID)
+    }
+}
+
+extension UsageBreakdown: Encodable {
+    private enum CodingKeys: String, CodingKey { case from, to, by, groups, total }
+    private struct Group: Encodable {
+        let meter: String?
+        let model: String?
+        let key: String?
+        let period: String?
+        let amount: Money
+        let quantity: Int64
+    }
+    private struct Total: Encodable {
+        let amount: Money
+        let quantity: Int64
+    }
+
+    /// `{"from", "to", "by": ["meter", "day"], "groups": [{"meter", "period", "amount",
+    /// "quantity"}], "total": {"amount", "quantity"}}`
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(Timestamp.iso8601(milliseconds: from), forKey: .from)
+        try container.encode(Timestamp.iso8601(milliseconds: to), forKey: .to)
+        try container.encode(grouping.description.split(separator: ",").map(String.init), forKey: .by)
+        try container.encode(groups.map { Group(meter: $0.meter, model: $0.model, key: $0.key, period: $0.period, amount: $0.amount, quantity: $0.quantity) }, forKey: .groups)
+        try container.encode(Total(amount: totalAmount, quantity: totalQuantity), forKey: .total)
     }
 }

@@ -4,7 +4,7 @@ import TollgateCore
 /// One message of an event stream, as SSE (`id:`, `event:`, `data:`) or as a WebSocket text
 /// frame (the same JSON; its `type` says what it is).
 ///
-/// - `snapshot`: `{"type":"snapshot","id","account","status","balance","held","available",
+/// - `snapshot`: `{"type":"snapshot","id","account","status","balance","paid","promotional","held","available",
 ///   "credit_limit","low_balance_alert":null|{"threshold","armed"},"reset","time"}`, the
 ///   account as of ledger entry `id`; `reset` is true when a `Last-Event-ID` could not be
 ///   resumed (beyond retention or unknown), so the client must replace what it holds.
@@ -53,7 +53,7 @@ enum StreamMessage: Sendable {
             let account = snapshot.account
             return JSON.encode(SnapshotBody(
                 id: snapshot.lastEntryID.description, account: account.id.rawValue, status: account.status.rawValue,
-                balance: account.balance, held: account.held, available: account.available, credit_limit: account.creditLimit,
+                balance: account.balance, paid: account.paid, promotional: account.promotional, held: account.held, available: account.available, credit_limit: account.creditLimit,
                 low_balance_alert: snapshot.lowBalanceAlert, reset: reset, time: Timestamp.iso8601(milliseconds: time)))
         case .change(let event):
             return JSON.encode(ChangeBody(
@@ -96,6 +96,8 @@ enum StreamMessage: Sendable {
         let account: String
         let status: String
         let balance: Money
+        let paid: Money
+        let promotional: Money
         let held: Money
         let available: Money
         let credit_limit: Money
@@ -104,7 +106,7 @@ enum StreamMessage: Sendable {
         let time: String
 
         enum CodingKeys: String, CodingKey {
-            case type, id, account, status, balance, held, available, credit_limit, low_balance_alert, reset, time
+            case type, id, account, status, balance, paid, promotional, held, available, credit_limit, low_balance_alert, reset, time
         }
 
         func encode(to encoder: any Encoder) throws {
@@ -114,6 +116,8 @@ enum StreamMessage: Sendable {
             try c.encode(account, forKey: .account)
             try c.encode(status, forKey: .status)
             try c.encode(balance, forKey: .balance)
+            try c.encode(paid, forKey: .paid)
+            try c.encode(promotional, forKey: .promotional)
             try c.encode(held, forKey: .held)
             try c.encode(available, forKey: .available)
             try c.encode(credit_limit, forKey: .credit_limit)

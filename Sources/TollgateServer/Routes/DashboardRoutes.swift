@@ -27,7 +27,7 @@ struct DashboardRoutes: Sendable {
         return files
     }()
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<TollgateRequestContext>) {
         router.get("/") { _, _ in try Self.serve("index.html") }
         router.get("/dashboard/:file") { _, context in try Self.serve(try context.parameters.require("file")) }
         router.get("/v1/whoami") { request, _ in

@@ -13,7 +13,7 @@ struct EventRoutes: Sendable {
     let auth: Authenticator
     let hub: EventHub
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<TollgateRequestContext>) {
         router.get("/v1/accounts/:id/events") { request, context in
             let id = try await auth.requireAdminOrAccount(request) { try PathParameter.account(context) }
             _ = try await engineCall { () async throws(TollgateError) in try await engine.snapshot(id) }  // 404 before streaming

@@ -8,6 +8,7 @@ import NIOCore
 import Prometheus
 import ServiceLifecycle
 import TollgateCore
+import TollgatePayments
 import TollgateRedis
 
 /// How `tollgate serve` listens and answers.
@@ -17,12 +18,19 @@ public struct ServerConfiguration: Sendable {
     public var tokens: ServerTokens
     /// The status of a denied `/v1/check` (403, or 402/429 for gateways that pass it through).
     public var denyStatus: Int
+    /// How many failed coupon attempts an account or address may make per window.
+    public var couponPolicy: CouponGuessingPolicy
+    /// Tokens, deposit addresses and payment providers (from TOLLGATE_* variables).
+    public var payments: PaymentsConfiguration
 
-    public init(host: String, port: Int, tokens: ServerTokens, denyStatus: Int = 403) {
+    public init(host: String, port: Int, tokens: ServerTokens, denyStatus: Int = 403,
+                couponPolicy: CouponGuessingPolicy = CouponGuessingPolicy(), payments: PaymentsConfiguration) {
         self.host = host
         self.port = port
         self.tokens = tokens
         self.denyStatus = denyStatus
+        self.couponPolicy = couponPolicy
+        self.payments = payments
     }
 }
 
@@ -49,12 +57,14 @@ public enum TollgateHTTPServer {
     ) -> some ApplicationProtocol {
         let metrics = ServerMetrics(registry: metricsRegistry)
         let auth = Authenticator(adminToken: configuration.tokens.admin, serviceToken: configuration.tokens.service, engine: engine)
-        let router = Router(context: BasicRequestContext.self)
+        let router = Router(context: TollgateRequestContext.self)
         router.add(middleware: ErrorLoggingMiddleware())
         GatewayRoutes(engine: engine, auth: auth, metrics: metrics,
                       denyStatus: HTTPResponse.Status(code: configuration.denyStatus), serviceToken: configuration.tokens.service)
             .register(on: router)
         AdminRoutes(engine: engine, auth: auth).register(on: router)
+        BillingRoutes(engine: engine, auth: auth, couponPolicy: configuration.couponPolicy).register(on: router)
+        PaymentRoutes(engine: engine, auth: auth, payments: configuration.payments).register(on: router)
         OperationsRoutes(engine: engine, metrics: metrics).register(on: router)
         EventRoutes(engine: engine, auth: auth, hub: events).register(on: router)
         DashboardRoutes(engine: engine, auth: auth).register(on: router)

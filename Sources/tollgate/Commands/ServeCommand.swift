@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import ServiceLifecycle
 import TollgateCore
+import TollgatePayments
 import TollgateRedis
 import TollgateServer
 
@@ -83,7 +84,14 @@ struct ServeCommand: AsyncParsableCommand {
         let tokens = try ServerTokens.load(admin: setting(adminToken, "ADMIN_TOKEN"), service: setting(serviceToken, "SERVICE_TOKEN"),
                                            directory: dataDirectory)
         let demoLines = demo ? try await seedDemo(engine) : nil
-        let configuration = ServerConfiguration(host: host, port: port, tokens: tokens, denyStatus: deny)
+        var paymentSettings = environment
+        if demo, !paymentSettings.keys.contains(where: { $0.hasPrefix("TOLLGATE_DEPOSIT_ADDRESS_") }) {
+            // Demo receive addresses so the deposit flow can be tried; never use them for money.
+            paymentSettings["TOLLGATE_DEPOSIT_ADDRESS_USDT"] = "TRON:TDemoTollgateUSDTaddressNotReal000"
+            paymentSettings["TOLLGATE_DEPOSIT_ADDRESS_USDC"] = "ETHEREUM:0x000000000000000000000000000000000000dEaD"
+        }
+        let payments = try Self.paymentsConfiguration(paymentSettings)
+        let configuration = ServerConfiguration(host: host, port: port, tokens: tokens, denyStatus: deny, payments: payments)
         let redisDescription = embedded.map { "embedded, data in \($0.directory.path)" } ?? address.description
         let events = EventHub(
             redis: RedisConfiguration(address: address, connectTimeout: .seconds(2), commandTimeout: .seconds(5), connectionCount: 1),
@@ -121,6 +129,14 @@ struct ServeCommand: AsyncParsableCommand {
         let key = try await engine.createKey(for: id)
         let token = try await engine.createAccountToken(for: id)
         return Demo(secret: key.secret, accountToken: token)
+    }
+
+    private static func paymentsConfiguration(_ settings: [String: String]) throws(TollgateError) -> PaymentsConfiguration {
+        do {
+            return try PaymentsConfiguration(environment: settings)
+        } catch {
+            throw TollgateError(.invalidArgument, error.message)
+        }
     }
 
     private static func announce(host: String, port: Int, redis: String, tokens: ServerTokens, dataDirectory: URL, demo: Demo?) {

@@ -21,19 +21,19 @@ end)
 -- events_snapshot(): the account as of its newest ledger entry, read in one step, so a
 -- subscriber's snapshot and the entry id it resumes after agree exactly.
 -- Reply: { balance, held, status, credit_limit, last entry id ('' if none), alert threshold
--- (-1 when none), armed (0 | 1) }.
+-- (-1 when none), armed (0 | 1), promotional part of balance }.
 redis.register_function{
   function_name = 'events_snapshot',
   flags = { 'no-writes' },
   callback = function(keys, args)
     local k = account_keys(keys)
-    local f = redis.call('HMGET', k.acct, 'balance', 'held', 'status', 'credit_limit', 'alert_low', 'alert_armed')
+    local f = redis.call('HMGET', k.acct, 'balance', 'held', 'status', 'credit_limit', 'alert_low', 'alert_armed', 'promo')
     if not f[1] then fail('account_not_found', 'no such account') end
     local last = redis.call('XREVRANGE', k.ledger, '+', '-', 'COUNT', 1)
     local last_id = ''
     if last[1] then last_id = last[1][1] end
     local armed = 0
     if f[6] == '1' then armed = 1 end
-    return { tonumber(f[1]), tonumber(f[2]), f[3], tonumber(f[4]), last_id, tonumber(f[5] or '-1'), armed }
+    return { tonumber(f[1]), tonumber(f[2]), f[3], tonumber(f[4]), last_id, tonumber(f[5] or '-1'), armed, tonumber(f[7] or '0') }
   end,
 }
