@@ -153,7 +153,8 @@ struct ErrorTests {
             Self.expectError(try await s.service("POST", "/v1/authorize", ["account": "nobody", "request_id": "x", "usage": [["meter": "api_call", "quantity": 1]]]),
                              404, "account_not_found")
             Self.expectError(try await s.admin("GET", "/v1/nothing"), 404, "not_found")
-            Self.expectError(try await s.http.send("GET", "/"), 404, "not_found")
+            Self.expectError(try await s.http.send("GET", "/nothing"), 404, "not_found")
+            Self.expectError(try await s.http.send("GET", "/dashboard/nothing.js"), 404, "not_found")
             Self.expectError(try await s.admin("DELETE", "/v1/accounts/acme"), 404, "not_found")
 
             Self.expectError(try await s.admin("POST", "/v1/accounts", ["id": "acme"]), 409, "account_exists")
