@@ -45,6 +45,14 @@ struct OpenAPITests {
         "GET /readyz": [],
         "GET /metrics": [],
         "GET /openapi.json": [],
+        // Live streams and the dashboard.
+        "GET /v1/accounts/{id}/events": ["adminToken", "accountToken"],
+        "GET /v1/accounts/{id}/ws": ["adminToken", "accountToken"],
+        "GET /v1/events": ["adminToken"],
+        "PUT /v1/accounts/{id}/alerts": ["adminToken", "accountToken"],
+        "GET /v1/whoami": ["adminToken", "serviceToken", "accountToken"],
+        "GET /v1/accounts": ["adminToken"],
+        "GET /": [],
     ]
 
     /// What the contract test's server is started with: a USDT deposit address and a MoonPay
@@ -334,6 +342,26 @@ struct OpenAPITests {
                 _ = try await call(route, String(route.dropFirst(4)), token: nil)
             }
 
+            // Live streams (their successes are streams, read in EventStreamTests), alerts, the dashboard.
+            _ = try await call("PUT /v1/accounts/{id}/alerts", "/v1/accounts/acme/alerts", token: admin, ["low_balance": "1.5"])
+            _ = try await call("PUT /v1/accounts/{id}/alerts", "/v1/accounts/acme/alerts", token: admin, ["low_balance": NSNull()])
+            _ = try await call("PUT /v1/accounts/{id}/alerts", "/v1/accounts/acme/alerts", token: admin, ["low_balance": "-1"])
+            _ = try await call("PUT /v1/accounts/{id}/alerts", "/v1/accounts/nobody/alerts", token: admin, ["low_balance": "1"])
+            _ = try await call("GET /v1/accounts/{id}/events", "/v1/accounts/acme/events", token: nil)
+            _ = try await call("GET /v1/accounts/{id}/events", "/v1/accounts/acme/events", token: service)
+            _ = try await call("GET /v1/accounts/{id}/events", "/v1/accounts/nobody/events", token: admin)
+            _ = try await call("GET /v1/accounts/{id}/ws", "/v1/accounts/acme/ws", token: admin)
+            _ = try await call("GET /v1/accounts/{id}/ws", "/v1/accounts/acme/ws", token: nil)
+            _ = try await call("GET /v1/events", "/v1/events", token: service)
+            _ = try await call("GET /v1/events", "/v1/events?kind=nonsense", token: admin)
+            _ = try await call("GET /v1/whoami", "/v1/whoami", token: admin)
+            _ = try await call("GET /v1/whoami", "/v1/whoami", token: accountToken)
+            _ = try await call("GET /v1/whoami", "/v1/whoami", token: "nope")
+            _ = try await call("GET /v1/accounts", "/v1/accounts?prefix=ac&limit=10", token: admin)
+            _ = try await call("GET /v1/accounts", "/v1/accounts?limit=0", token: admin)
+            _ = try await call("GET /v1/accounts", "/v1/accounts", token: accountToken)
+            contract.check("GET /", try await s.http.send("GET", "/"))
+
             // Errors: 400, 401, 403, 404, 409, 413.
             _ = try await call("POST /v1/accounts", "/v1/accounts", token: admin, ["id": "x", "unknown": 1])
             _ = try await call("POST /v1/accounts", "/v1/accounts", token: nil, ["id": "x"])
@@ -492,6 +520,8 @@ final class Contract: @unchecked Sendable {
             if !contentType.hasPrefix("text/plain") { problems.append("\(route) \(response.status): Content-Type \(contentType), documented text/plain") }
         } else if content["text/csv"] != nil {
             if !contentType.hasPrefix("text/csv") { problems.append("\(route) \(response.status): Content-Type \(contentType), documented text/csv") }
+        } else if content["text/html"] != nil {
+            if !contentType.hasPrefix("text/html") { problems.append("\(route) \(response.status): Content-Type \(contentType), documented text/html") }
         } else if !response.body.isEmpty {
             problems.append("\(route) \(response.status): a body where the document has none: \(response.text.prefix(200))")
         }
