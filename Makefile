@@ -8,7 +8,7 @@ PORT       ?= 8080
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := redis-server redis-tools libhiredis-dev pkg-config nginx-light chromium chromium-driver python3-selenium
 
-.PHONY: run test deps build release bench compare lua-cost http-bench report-memory clean
+.PHONY: run test deps build release bench compare lua-cost http-bench report-memory stream-bench clean
 
 ## deps: install the Debian packages Tollgate builds and tests with, if any is missing.
 deps:
@@ -58,6 +58,11 @@ http-bench: deps
 ## server's resident memory (flat: it does not grow with the report).
 report-memory: deps
 	Benchmarks/report-memory
+
+## stream-bench: debit-to-subscriber latency (p50/p99) with 1 and 1,000 SSE subscribers, events/s delivered.
+stream-bench: release
+	Benchmarks/stream-latency --subscribers 1 --debits 300 --binary "$$($(SWIFT) build -c release --show-bin-path)/tollgate"
+	Benchmarks/stream-latency --subscribers 1000 --debits 300 --binary "$$($(SWIFT) build -c release --show-bin-path)/tollgate"
 
 clean:
 	rm -rf .build
