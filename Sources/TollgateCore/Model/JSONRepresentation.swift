@@ -181,3 +181,38 @@ extension UsageBreakdown: Encodable {
         try container.encode(Total(amount: totalAmount, quantity: totalQuantity), forKey: .total)
     }
 }
+
+extension CouponBatch: Encodable {
+    private enum CodingKeys: String, CodingKey {
+        case codes, amount, count, maxRedemptions = "max_redemptions", expires, account, creditExpires = "credit_expires"
+    }
+
+    /// `{"codes": [...], "amount", "count", "max_redemptions", "expires", "account"?, "credit_expires"?}`
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(codes, forKey: .codes)
+        try container.encode(amount, forKey: .amount)
+        try container.encode(codes.count, forKey: .count)
+        try container.encode(maxRedemptions, forKey: .maxRedemptions)
+        try container.encode(Timestamp.iso8601(milliseconds: expires), forKey: .expires)
+        try container.encodeIfPresent(account?.rawValue, forKey: .account)
+        try container.encodeIfPresent(creditExpires.map(Timestamp.iso8601(milliseconds:)), forKey: .creditExpires)
+    }
+}
+
+/// One line of a ledger archive: the entry as the API writes it, plus its account.
+public struct ArchivedLedgerEntry: Encodable, Sendable {
+    public let account: AccountID
+    public let entry: LedgerEntry
+
+    public init(account: AccountID, entry: LedgerEntry) {
+        self.account = account
+        self.entry = entry
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        try entry.encode(to: encoder)
+        var container = encoder.container(keyedBy: AnyKey.self)
+        try container.encode(account.rawValue, forKey: AnyKey("account"))
+    }
+}
