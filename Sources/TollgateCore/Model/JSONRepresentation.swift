@@ -72,7 +72,7 @@ extension LimitStatus: Encodable {
 extension LedgerEntry: Encodable {
     private enum CodingKeys: String, CodingKey {
         case id, kind, amount, balance, held, heldDelta = "held_delta", requestID = "request_id"
-        case holdID = "hold_id", time, meter, model, quantity, key, reference, expiresAt = "expires_at", flag
+        case holdID = "hold_id", time, meter, model, quantity, key, reference, expiresAt = "expires_at", flag, status
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -93,6 +93,7 @@ extension LedgerEntry: Encodable {
         try container.encodeIfPresent(reference, forKey: .reference)
         try container.encodeIfPresent(expiresAt.map(Timestamp.iso8601(milliseconds:)), forKey: .expiresAt)
         try container.encodeIfPresent(flag, forKey: .flag)
+        try container.encodeIfPresent(status, forKey: .status)
     }
 }
 
