@@ -54,7 +54,7 @@ struct BillingRoutes: Sendable {
                 amount: try Money(parsing: body.amount), count: body.count ?? 1, maxRedemptions: body.max_redemptions ?? 1,
                 expires: expires, account: account, creditExpires: creditExpires)
         }
-        return JSON.response(CouponBatchView(batch), status: .created)
+        return JSON.response(batch, status: .created)
     }
 
     private func redeem(_ request: Request, _ context: TollgateRequestContext) async throws -> Response {
@@ -198,26 +198,6 @@ struct BillingRoutes: Sendable {
             .contentType: format == "csv" ? "text/csv; charset=utf-8" : "application/json",
             .contentDisposition: "attachment; filename=\"\(name)-\(safe).\(format)\"",
         ]
-    }
-}
-
-struct CouponBatchView: Encodable {
-    let codes: [String]
-    let amount: Money
-    let count: Int
-    let max_redemptions: Int
-    let expires: String
-    let account: String?
-    let credit_expires: String?
-
-    init(_ batch: CouponBatch) {
-        codes = batch.codes
-        amount = batch.amount
-        count = batch.codes.count
-        max_redemptions = batch.maxRedemptions
-        expires = Timestamp.iso8601(milliseconds: batch.expires)
-        account = batch.account?.rawValue
-        credit_expires = batch.creditExpires.map(Timestamp.iso8601(milliseconds:))
     }
 }
 

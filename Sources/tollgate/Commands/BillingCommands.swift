@@ -54,7 +54,7 @@ struct CouponCommand: AsyncParsableCommand {
             let batch = try await engine.createCoupons(
                 amount: money, count: count, maxRedemptions: maxRedemptions, expires: until, account: bound, creditExpires: creditUntil)
             if json {
-                Output.json(CouponBatchOutput(batch))
+                Output.json(batch)
             } else {
                 batch.codes.forEach { print($0) }
                 FileHandle.standardError.write(Data("\(batch.codes.count) codes worth \(batch.amount), \(batch.maxRedemptions) redemption(s) each, until \(Timestamp.iso8601(milliseconds: batch.expires))\n".utf8))
@@ -79,24 +79,6 @@ struct CouponCommand: AsyncParsableCommand {
                 "redeemed: \(decision.amount) of promotional credit\(expiry); balance \(account.balance) (promotional \(account.promotional))"
             }
         }
-    }
-}
-
-struct CouponBatchOutput: Encodable {
-    let codes: [String]
-    let amount: Money
-    let max_redemptions: Int
-    let expires: String
-    let account: String?
-    let credit_expires: String?
-
-    init(_ batch: CouponBatch) {
-        codes = batch.codes
-        amount = batch.amount
-        max_redemptions = batch.maxRedemptions
-        expires = Timestamp.iso8601(milliseconds: batch.expires)
-        account = batch.account?.rawValue
-        credit_expires = batch.creditExpires.map(Timestamp.iso8601(milliseconds:))
     }
 }
 
@@ -257,7 +239,7 @@ struct LedgerArchiveCommand: AsyncParsableCommand {
             let result = try await engine.archiveLedger(id, before: before.milliseconds) { page in
                 var data = Data()
                 for entry in page {
-                    data.append(try encoder.encode(ArchivedEntry(account: id.rawValue, entry: entry)))
+                    data.append(try encoder.encode(ArchivedLedgerEntry(account: id, entry: entry)))
                     data.append(0x0A)
                 }
                 try file.write(contentsOf: data)
@@ -271,22 +253,3 @@ struct LedgerArchiveCommand: AsyncParsableCommand {
     }
 }
 
-/// One archived entry: the account and the entry as the API writes it.
-struct ArchivedEntry: Encodable {
-    let account: String
-    let entry: LedgerEntry
-
-    func encode(to encoder: any Encoder) throws {
-        try entry.encode(to: encoder)
-        var container = encoder.container(keyedBy: AnyKey.self)
-        try container.encode(account, forKey: AnyKey("account"))
-    }
-
-    struct AnyKey: CodingKey {
-        var stringValue: String
-        var intValue: Int? { nil }
-        init(_ string: String) { stringValue = string }
-        init?(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { nil }
-    }
-}
