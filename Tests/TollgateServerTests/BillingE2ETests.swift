@@ -18,9 +18,12 @@ struct BillingE2ETests {
         return "t=\(time),s=" + mac.map { String(format: "%02x", $0) }.joined()
     }
 
-    static func moonPayBody(deposit: String, status: String = "completed", amount: String = "50", transaction: String = "mp_tx_1") -> [UInt8] {
+    static let receiveAddress = "TXYZtestAddress000000000000000001"
+
+    static func moonPayBody(deposit: String, status: String = "completed", amount: String = "50", transaction: String = "mp_tx_1",
+                            wallet: String = receiveAddress) -> [UInt8] {
         Array("""
-        {"type":"transaction_updated","data":{"id":"\(transaction)","status":"\(status)","externalTransactionId":"\(deposit)","quoteCurrencyAmount":\(amount),"currency":{"code":"usdt_trx"}}}
+        {"type":"transaction_updated","data":{"id":"\(transaction)","status":"\(status)","externalTransactionId":"\(deposit)","quoteCurrencyAmount":\(amount),"currency":{"code":"usdt_trx"},"walletAddress":"\(wallet)"}}
         """.utf8)
     }
 
@@ -81,7 +84,16 @@ struct BillingE2ETests {
             let secondID = try #require(second.value["id"]?.string)
             let short = Self.moonPayBody(deposit: secondID, amount: "19.5", transaction: "mp_tx_2")
             let answer = try await webhook(s, short, signature: Self.moonPaySignature(short))
-            #expect(answer.value["status"] == "credited" && answer.value["detail"] == "amount_mismatch")
+            #expect(answer.value["status"] == "amount_mismatch")
+            #expect(try await s.show("buyer")["balance"] == "69.5")
+            // Paid, but to someone else's wallet (anyone can open the widget with our deposit id):
+            // nothing credited, the deposit flagged.
+            let fourth = try await s.request("POST", "/v1/accounts/buyer/deposits", token: token,
+                                             ["amount": "30", "token": "USDT", "provider": "moonpay"])
+            let fourthID = try #require(fourth.value["id"]?.string)
+            let diverted = Self.moonPayBody(deposit: fourthID, amount: "30", transaction: "mp_tx_4", wallet: "TAttackersOwnWallet0000000000000001")
+            let divertedAnswer = try await webhook(s, diverted, signature: Self.moonPaySignature(diverted))
+            #expect(divertedAnswer.value["status"] == "rejected" && divertedAnswer.value["detail"] == "wrong_destination")
             #expect(try await s.show("buyer")["balance"] == "69.5")
             // A failed one.
             let third = try await s.request("POST", "/v1/accounts/buyer/deposits", token: token,
