@@ -164,4 +164,26 @@ struct BillingE2ETests {
             #expect(try await s.request("GET", "/v1/accounts/holder/reports/transactions.csv", token: otherToken).status == 403)
         }
     }
+
+    @Test("failed coupon attempts count per client address: behind a trusted proxy by X-Forwarded-For, otherwise by the peer")
+    func guessingPerAddress() async throws {
+        try await E2EServer.with(arguments: ["--trusted-proxy", "127.0.0.1"], environment: Self.environment) { s in
+            let good = try await s.admin("POST", "/v1/coupons", ["amount": "1", "count": 1, "max_redemptions": 5, "expires": "2099-01-01"])
+            let code = try #require(good.value["codes"]?[0]?.string)
+            func redeem(_ account: String, _ code: String, from address: String) async throws -> TestHTTPResponse {
+                try await s.http.json("POST", "/v1/accounts/\(account)/redeem", token: E2ETokens.admin,
+                                      headers: [("X-Forwarded-For", "203.0.113.7, \(address)")], body: ["code": code])
+            }
+            // Ten bad codes from one client, spread over ten accounts (so no account limit trips).
+            for n in 0..<10 {
+                try await s.account("guess-\(n)")
+                #expect(try await redeem("guess-\(n)", "TG-BAD0-BAD0-BA\(n)", from: "198.51.100.1").status == 422)
+            }
+            try await s.account("fresh")
+            let blocked = try await redeem("fresh", code, from: "198.51.100.1")
+            #expect(blocked.status == 429 && blocked.value["error"]?["code"] == "too_many_attempts" && blocked.header("Retry-After") != nil)
+            // Another client behind the same proxy is not blocked.
+            #expect(try await redeem("fresh", code, from: "198.51.100.2").status == 200)
+        }
+    }
 }
