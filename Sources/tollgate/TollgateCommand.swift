@@ -29,6 +29,7 @@ struct TollgateCommand: AsyncParsableCommand {
             LedgerCommand.self,
             AuditCommand.self,
             LuaCommand.self,
+            LoadtestCommand.self,
         ]
     )
 }
