@@ -18,6 +18,11 @@
 local MAX_AMOUNT = 9007199254740991      -- 2^53 - 1 micro-credits
 local MAX_TTL_MS = 7 * 24 * 3600 * 1000  -- holds live at most a week
 local IDEMPOTENCY_TTL_MS = 25 * 3600 * 1000 -- request ids are kept at least 24 h (I3)
+local NEVER = MAX_AMOUNT                 -- the expiry of credit that does not expire
+
+-- The UTC periods of the step being run (set by step_start from ARGV[2..7]). Steps run one at
+-- a time, so a library-level variable is safe; it saves passing them to every ledger write.
+local current_periods = nil
 
 local function fmt(n)
   return string.format('%d', n)

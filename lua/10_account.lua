@@ -1,18 +1,30 @@
 -- Accounts. KEYS of every account step, in this order:
 --   1 acct     hash: status, balance, held, credit_limit, created, lms (last ledger ms), hseq,
+--              promo (the promotional part of balance), gseq, gnext (soonest grant expiry),
 --              limits and their state (30_limits.lua), carries (40_pricing.lua), and each
 --              API key's fields under 'k:<key id>:'
 --   2 ledger   stream of ledger entries
 --   3 holds    hash: hold seq -> msgpack hold (20_holds.lua)
 --   4 holdexp  sorted set: hold seq by expiry time
 --   5 idem     (mutations only) the request id's stored result
+-- and keys derived from the account key's prefix 'tg:{a:ID}:' (same hash tag, same slot, I7):
+--   grants     hash: grant seq -> what is left of it      grantexp  sorted set: grant seq by expiry
+--   payments   stream: the credit entries of the ledger (topup, deposit, coupon, grant,
+--              adjustment, and expiries of grants), same ids, for the payment history
+--   u:h:<hour> u:d:<day> u:m:<month>   hashes of usage aggregates: 'c|meter|model|key' cost and
+--              'q|meter|model|key' quantity of the debits, captures and refunds in that period
+--   deposits   hash: deposit id -> msgpack record      ptx  set of provider transaction ids seen
 
 local function account_keys(keys)
-  return { acct = keys[1], ledger = keys[2], holds = keys[3], holdexp = keys[4], idem = keys[5] }
+  local acct = keys[1]
+  local base = string.sub(acct, 1, #acct - 4)  -- 'tg:{a:ID}:' without 'acct'
+  return { acct = acct, ledger = keys[2], holds = keys[3], holdexp = keys[4], idem = keys[5],
+           base = base, grants = base .. 'grants', grantexp = base .. 'grantexp',
+           payments = base .. 'payments', deposits = base .. 'deposits', ptx = base .. 'ptx' }
 end
 
 local function load_account(k)
-  local f = redis.call('HMGET', k.acct, 'status', 'balance', 'held', 'credit_limit', 'lms', 'hseq')
+  local f = redis.call('HMGET', k.acct, 'status', 'balance', 'held', 'credit_limit', 'lms', 'hseq', 'promo', 'gnext')
   if not f[1] then
     fail('account_not_found', 'no such account')
   end
@@ -23,6 +35,8 @@ local function load_account(k)
     credit_limit = tonumber(f[4]),
     lms = tonumber(f[5] or '0'),
     hseq = tonumber(f[6] or '0'),
+    promo = tonumber(f[7] or '0'),
+    gnext = tonumber(f[8] or ''),
   }
 end
 
@@ -37,19 +51,42 @@ end
 --   10 detail (hold: expiry ms; capture/report/settle/release: total captured on the hold)
 --   11 replayed (0 | 1)   12 retry_after_ms (-1 when waiting does not help)
 --   13 limits: flat array of (name, limit, remaining, reset_ms) for each limit that applied
+--   14 promotional: the part of balance that is promotional credit
 local function reply(a, outcome, reason, entry_id, hold_seq, amount, detail, retry_after, limits)
   return { outcome, reason or '', a.balance, a.held, a.credit_limit, a.status,
-           entry_id or '', hold_seq or '', amount or 0, detail or 0, 0, retry_after or -1, limits or {} }
+           entry_id or '', hold_seq or '', amount or 0, detail or 0, 0, retry_after or -1, limits or {},
+           a.promo }
 end
 
 local function denied(a, reason)
   return reply(a, 'denied', reason)
 end
 
+local USAGE_KINDS = { debit = true, capture = true, refund = true }
+local PAYMENT_KINDS = { topup = true, deposit = true, coupon = true, grant = true, adjustment = true }
+
+-- Adds a usage charge (cost in micro-credits, quantity) to the account's aggregates of the
+-- current hour, day and month, so a breakdown reads O(groups), never the ledger.
+local function aggregate_usage(k, cost, usage)
+  local group = '||'
+  local quantity = 0
+  if usage then
+    group = usage.meter .. '|' .. usage.model .. '|' .. (usage.key or '')
+    quantity = usage.quantity
+  end
+  local p = current_periods
+  for _, bucket in ipairs({ 'u:h:' .. fmt(p.h), 'u:d:' .. fmt(p.d), 'u:m:' .. fmt(p.m) }) do
+    redis.call('HINCRBY', k.base .. bucket, 'c|' .. group, fmt(cost))
+    if quantity ~= 0 then redis.call('HINCRBY', k.base .. bucket, 'q|' .. group, fmt(quantity)) end
+  end
+end
+
 -- Appends one ledger entry. Entry ids are '<ms>-<n>', ms never going backwards, so the
 -- ledger is ordered even if the engine's clock steps back. usage, when given, names the
--- meter, model, quantity and key the entry charges for.
-local function append_ledger(k, a, now, kind, amount, held_delta, request_id, hold_seq, usage)
+-- meter, model, quantity and key the entry charges for; extra is a flat list of further
+-- fields (ref, expires, flag). From the same step it keeps the usage aggregates and the
+-- payment history, and announces the change (05_events.lua).
+local function append_ledger(k, a, now, kind, amount, held_delta, request_id, hold_seq, usage, extra)
   local ms = now
   if a.lms > ms then ms = a.lms end
   local fields = {
@@ -62,9 +99,17 @@ local function append_ledger(k, a, now, kind, amount, held_delta, request_id, ho
     fields[#fields + 1] = 'quantity'; fields[#fields + 1] = fmt(usage.quantity)
     fields[#fields + 1] = 'key'; fields[#fields + 1] = usage.key or ''
   end
+  if extra then
+    for _, v in ipairs(extra) do fields[#fields + 1] = v end
+  end
   local id = redis.call('XADD', k.ledger, fmt(ms) .. '-*', unpack(fields))
   a.lms = ms
   redis.call('HSET', k.acct, 'lms', fmt(ms))
+  if USAGE_KINDS[kind] then
+    aggregate_usage(k, -amount, usage)
+  elseif PAYMENT_KINDS[kind] or (kind == 'expire' and amount ~= 0) then
+    redis.call('XADD', k.payments, id, unpack(fields))
+  end
   publish_change(k.acct, id, kind, amount, a.balance, a.held, now)
   return id
 end

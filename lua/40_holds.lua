@@ -103,6 +103,13 @@ local function expire_holds(k, a, now, periods)
   end
 end
 
+-- What every step owes the clock before it does anything: due holds release, then due
+-- grants expire (after the holds, so credit the holds gave back can expire too).
+local function expire_due(k, a, now, periods)
+  expire_holds(k, a, now, periods)
+  expire_grants(k, a, now)
+end
+
 -- Charges lines ({cost, usage}) against a hold: refunds (negative costs) first, then charges
 -- from what the hold still reserves, then from available credit. tokens is the change in
 -- tokens used. With enforce, anything beyond the hold must pass the account's status, every
@@ -161,7 +168,7 @@ local function charge_hold(k, a, now, periods, seq, h, lines, tokens, request_id
       left = left - held_part
     end
     if line.cost ~= 0 or line.usage then
-      a.balance = redis.call('HINCRBY', k.acct, 'balance', fmt(-line.cost))
+      take_credit(k, a, line.cost)
       if held_part > 0 then a.held = redis.call('HINCRBY', k.acct, 'held', fmt(-held_part)) end
       local kind = 'capture'
       if line.cost < 0 then kind = 'refund' end

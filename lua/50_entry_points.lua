@@ -2,7 +2,8 @@
 -- Every one takes ARGV[1] = now and ARGV[2..7] = the current UTC periods (periods_arg).
 
 local function step_start(keys, args)
-  return account_keys(keys), integer_arg(args[1], 'now', 0, MAX_AMOUNT), periods_arg(args)
+  current_periods = periods_arg(args)
+  return account_keys(keys), integer_arg(args[1], 'now', 0, MAX_AMOUNT), current_periods
 end
 
 -- account_create(credit_limit)
@@ -21,7 +22,7 @@ end)
 redis.register_function('account_get', function(keys, args)
   local k, now, periods = step_start(keys, args)
   local a = load_account(k)
-  expire_holds(k, a, now, periods)
+  expire_due(k, a, now, periods)
   return reply(a, 'ok')
 end)
 
@@ -36,13 +37,14 @@ redis.register_function('account_set_status', function(keys, args)
   if a.status == 'closed' then
     fail('account_closed', 'a closed account cannot change status')
   end
-  expire_holds(k, a, now, periods)
+  expire_due(k, a, now, periods)
   a.status = status
   redis.call('HSET', k.acct, 'status', status)
   return reply(a, 'ok')
 end)
 
--- credit(amount, kind, request_id): topup | grant | adjustment. Only an adjustment may be
+-- credit(amount, kind, request_id, expires_ms): topup | grant | adjustment. A grant is
+-- promotional credit, expiring at expires_ms ('' or 0: never). Only an adjustment may be
 -- negative, and then it may not take available credit below -credit_limit (I1).
 redis.register_function('credit', function(keys, args)
   local k, now, periods = step_start(keys, args)
@@ -57,18 +59,31 @@ redis.register_function('credit', function(keys, args)
     fail('invalid_argument', 'kind must be topup, grant or adjustment')
   end
   local request_id = args[10]
+  local expires = NEVER
+  if args[11] and args[11] ~= '' and args[11] ~= '0' then
+    if kind ~= 'grant' then fail('invalid_argument', 'only a grant can expire') end
+    expires = integer_arg(args[11], 'expires', 1, MAX_AMOUNT)
+  end
   local a = load_account(k)
-  return idempotent(k, 'credit|' .. kind .. '|' .. fmt(amount), function()
+  return idempotent(k, 'credit|' .. kind .. '|' .. fmt(amount) .. '|' .. fmt(expires), function()
     if a.status == 'closed' then return denied(a, 'account_closed') end
-    expire_holds(k, a, now, periods)
+    expire_due(k, a, now, periods)
+    if expires <= now then return denied(a, 'expired') end
     if amount > 0 and a.balance + amount > MAX_AMOUNT then
       fail('amount_out_of_range', 'the balance would exceed 2^53 micro-credits')
     end
     if amount < 0 and available(a) + amount < -a.credit_limit then
       return denied(a, 'insufficient_credit')
     end
-    a.balance = redis.call('HINCRBY', k.acct, 'balance', fmt(amount))
-    local id = append_ledger(k, a, now, kind, amount, 0, request_id, '')
+    local extra = nil
+    if kind == 'grant' then
+      local seq = add_grant(k, a, amount, expires)
+      extra = { 'ref', 'grant:' .. seq }
+      if expires ~= NEVER then extra[3] = 'expires'; extra[4] = fmt(expires) end
+    else
+      a.balance = redis.call('HINCRBY', k.acct, 'balance', fmt(amount))
+    end
+    local id = append_ledger(k, a, now, kind, amount, 0, request_id, '', nil, extra)
     return reply(a, 'ok', '', id, '', amount)
   end)
 end)
@@ -80,11 +95,11 @@ redis.register_function('debit', function(keys, args)
   local request_id = args[9]
   local a = load_account(k)
   return idempotent(k, 'debit|' .. fmt(amount), function()
-    expire_holds(k, a, now, periods)
+    expire_due(k, a, now, periods)
     if a.status == 'frozen' then return denied(a, 'account_frozen') end
     if a.status ~= 'active' then return denied(a, 'account_closed') end
     if available(a) - amount < -a.credit_limit then return denied(a, 'insufficient_credit') end
-    a.balance = redis.call('HINCRBY', k.acct, 'balance', fmt(-amount))
+    take_credit(k, a, amount)
     local id = append_ledger(k, a, now, 'debit', -amount, 0, request_id, '')
     return reply(a, 'ok', '', id, '', amount)
   end)
@@ -98,7 +113,7 @@ redis.register_function('hold', function(keys, args)
   local request_id = args[10]
   local a = load_account(k)
   return idempotent(k, 'hold|' .. fmt(amount) .. '|' .. fmt(ttl), function()
-    expire_holds(k, a, now, periods)
+    expire_due(k, a, now, periods)
     if a.status == 'frozen' then return denied(a, 'account_frozen') end
     if a.status ~= 'active' then return denied(a, 'account_closed') end
     if available(a) - amount < -a.credit_limit then return denied(a, 'insufficient_credit') end
@@ -122,7 +137,7 @@ redis.register_function('capture', function(keys, args)
   local request_id = args[10]
   local a = load_account(k)
   return idempotent(k, 'capture|' .. seq .. '|' .. fmt(amount), function()
-    expire_holds(k, a, now, periods)
+    expire_due(k, a, now, periods)
     local h = read_hold(k, seq)
     if not h then return denied(a, 'hold_not_found') end
     local reason, entry_id = charge_hold(k, a, now, periods, seq, h, { { cost = amount } }, 0, request_id, true)
@@ -139,7 +154,7 @@ redis.register_function('release', function(keys, args)
   local request_id = args[9]
   local a = load_account(k)
   return idempotent(k, 'release|' .. seq, function()
-    expire_holds(k, a, now, periods)
+    expire_due(k, a, now, periods)
     local h = read_hold(k, seq)
     if not h then return denied(a, 'hold_not_found') end
     local id, rest = close_hold(k, a, now, periods, seq, h, 'release', request_id)
@@ -206,13 +221,15 @@ end)
 
 -- audit_snapshot(): balance, held, the newest ledger entry id, and the sum and count of what
 -- open holds still reserve, read in one atomic step so the engine can check the ledger up
--- to that entry without stopping writers.
+-- to that entry without stopping writers. Then the checkpoint left by archiving (balance and
+-- held after the last archived entry, its id), the promotional balance and what its grants
+-- still hold.
 redis.register_function{
   function_name = 'audit_snapshot',
   flags = { 'no-writes' },
   callback = function(keys, args)
     local k = account_keys(keys)
-    local f = redis.call('HMGET', k.acct, 'balance', 'held', 'status')
+    local f = redis.call('HMGET', k.acct, 'balance', 'held', 'status', 'ckpt_balance', 'ckpt_held', 'ckpt_id', 'promo')
     if not f[1] then fail('account_not_found', 'no such account') end
     local last = redis.call('XREVRANGE', k.ledger, '+', '-', 'COUNT', 1)
     local last_id = ''
@@ -222,6 +239,9 @@ redis.register_function{
       open_sum = open_sum + hold_remaining(cmsgpack.unpack(packed))
       open_count = open_count + 1
     end
-    return { tonumber(f[1]), tonumber(f[2]), f[3], last_id, open_sum, open_count }
+    local grant_sum = 0
+    for _, rest in ipairs(redis.call('HVALS', k.grants)) do grant_sum = grant_sum + tonumber(rest) end
+    return { tonumber(f[1]), tonumber(f[2]), f[3], last_id, open_sum, open_count,
+             tonumber(f[4] or '0'), tonumber(f[5] or '0'), f[6] or '', tonumber(f[7] or '0'), grant_sum }
   end,
 }

@@ -30,7 +30,7 @@ redis.register_function('authorize', function(keys, args)
   local a = load_account(k)
   local fingerprint = 'authorize|' .. mode .. '|' .. fmt(ttl) .. '|' .. key_id .. '|' .. usage_fingerprint(items)
   return idempotent(k, fingerprint, function()
-    expire_holds(k, a, now, periods)
+    expire_due(k, a, now, periods)
     local wanted = { account_scope_spec() }
     if key_id ~= '' then wanted[2] = key_scope_spec(key_id) end
     local scopes = load_scopes(k, wanted)
@@ -74,7 +74,7 @@ redis.register_function('authorize', function(keys, args)
       save_carries(k, carries)
       local entry_id = ''
       for i, item in ipairs(items) do
-        a.balance = redis.call('HINCRBY', k.acct, 'balance', fmt(-lines[i]))
+        take_credit(k, a, lines[i])
         entry_id = append_ledger(k, a, now, 'debit', -lines[i], 0, request_id, '',
           { meter = item.meter, model = item.model, quantity = item.quantity, key = key_id })
       end
@@ -118,7 +118,7 @@ redis.register_function('report', function(keys, args)
   if #items == 0 then fail('invalid_argument', 'usage must name at least one item') end
   local a = load_account(k)
   return idempotent(k, 'report|' .. seq .. '|' .. usage_fingerprint(items), function()
-    expire_holds(k, a, now, periods)
+    expire_due(k, a, now, periods)
     local h = read_hold(k, seq)
     if not h then return denied(a, 'hold_not_found') end
     if has_unpriced(items) then return denied(a, 'unknown_meter') end
@@ -149,7 +149,7 @@ redis.register_function('settle', function(keys, args)
   local a = load_account(k)
   local fingerprint = 'settle|' .. seq .. '|' .. tostring(has_usage) .. '|' .. usage_fingerprint(items)
   return idempotent(k, fingerprint, function()
-    expire_holds(k, a, now, periods)
+    expire_due(k, a, now, periods)
     local h = read_hold(k, seq)
     if not h then return denied(a, 'hold_not_found') end
     local lines, tokens = {}, 0

@@ -22,6 +22,16 @@ public struct TollgateError: Error, Sendable, Hashable, CustomStringConvertible 
         public static let keyNotFound = Code("key_not_found")
         /// The result would leave the range the engine can hold exactly (2^53 micro-credits).
         public static let amountOutOfRange = Code("amount_out_of_range")
+        /// A coupon code was drawn twice (the engine draws again).
+        public static let couponExists = Code("coupon_exists")
+        /// No deposit has this id.
+        public static let depositNotFound = Code("deposit_not_found")
+        /// A deposit id was taken.
+        public static let depositExists = Code("deposit_exists")
+        /// The ledger changed before the archive's cut after it was exported; nothing removed.
+        public static let archiveMismatch = Code("archive_mismatch")
+        /// The asked range starts before entries that were archived out of Redis.
+        public static let rangeArchived = Code("range_archived")
         /// Redis could not be reached, or did not answer in time.
         public static let redisUnavailable = Code("redis_unavailable")
         /// Redis answered with an error or an unexpected reply.

@@ -58,16 +58,20 @@ extension Engine {
             throw TollgateError(error)
         }
         if case .error(let message) = reply { throw TollgateError(serverReply: message) }
-        guard let fields = reply.array, fields.count == 6,
+        guard let fields = reply.array, fields.count == 11,
               let balance = fields[0].int64, let held = fields[1].int64,
-              let lastID = fields[3].string, let openSum = fields[4].int64 else {
+              let lastID = fields[3].string, let openSum = fields[4].int64,
+              let checkpointBalance = fields[6].int64, let checkpointHeld = fields[7].int64,
+              let checkpointID = fields[8].string, let promotional = fields[9].int64,
+              let grantSum = fields[10].int64 else {
             throw TollgateError(.redisError, "unexpected audit snapshot: \(reply)")
         }
         var problems: [String] = []
-        var runningBalance: Int64 = 0
-        var runningHeld: Int64 = 0
+        // Archived entries left a checkpoint: the figures after the last of them.
+        var runningBalance = checkpointBalance
+        var runningHeld = checkpointHeld
         var count = 0
-        var after: String?
+        var after: String? = checkpointID.isEmpty ? nil : checkpointID
         while !lastID.isEmpty {
             let page = try await ledgerForward(id, after: after, through: lastID, count: 1000)
             for entry in page {
@@ -94,6 +98,9 @@ extension Engine {
         }
         if openSum != held {
             problems.append("held is \(format(held)) but open holds reserve \(format(openSum))")
+        }
+        if promotional != grantSum || promotional < 0 {
+            problems.append("promotional credit is \(format(promotional)) but its grants hold \(format(grantSum))")
         }
         return AccountAudit(
             account: id, balance: Money(micros: balance) ?? .zero, ledgerSum: Money(micros: runningBalance) ?? .zero,

@@ -82,7 +82,9 @@ extension LedgerEntry {
                 time: time, requestID: fields["request_id"] ?? "", holdID: hold,
                 meter: fields["meter"], model: fields["model"].flatMap { $0.isEmpty ? nil : $0 },
                 quantity: fields["quantity"].flatMap { Int64($0) },
-                keyID: fields["key"].flatMap { $0.isEmpty ? nil : $0 }))
+                keyID: fields["key"].flatMap { $0.isEmpty ? nil : $0 },
+                reference: fields["ref"], expiresAt: fields["expires"].flatMap { Int64($0) },
+                flag: fields["flag"]))
         }
         return entries
     }

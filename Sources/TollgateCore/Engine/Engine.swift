@@ -80,14 +80,21 @@ public struct Engine: Sendable {
 
     /// Adds credit. Only an `adjustment` may be negative; a negative adjustment is refused
     /// (`insufficient_credit`) if it would take available credit below −credit limit.
+    /// A `grant` is promotional credit: spent before paid credit, and gone at `expires`
+    /// (ms since the epoch; nil: never) with an `expire` ledger entry.
     public func credit(
-        _ id: AccountID, amount: Money, kind: CreditKind = .topup, requestID: RequestID
+        _ id: AccountID, amount: Money, kind: CreditKind = .topup, expires: Int64? = nil, requestID: RequestID
     ) async throws(TollgateError) -> Decision {
         guard amount.micros != 0, amount.isPositive || kind == .adjustment else {
             throw TollgateError(.invalidAmount, kind == .adjustment
                 ? "an adjustment must not be zero" : "a \(kind.rawValue) must be a positive amount")
         }
-        return try await step("credit", id, requestID, [String(amount.micros), kind.rawValue, requestID.rawValue])
+        if expires != nil, kind != .grant {
+            throw TollgateError(.invalidArgument, "only a grant can expire")
+        }
+        return try await step("credit", id, requestID, [
+            String(amount.micros), kind.rawValue, requestID.rawValue, expires.map(String.init) ?? "",
+        ])
     }
 
     /// Debits a plain amount now; refused when available credit (plus the credit limit)
@@ -141,9 +148,10 @@ public struct Engine: Sendable {
 
     /// Runs one Lua step on an account: `FCALL name keys now periods arguments...`.
     func step(
-        _ function: String, _ id: AccountID, _ requestID: RequestID?, _ arguments: [String]
+        _ function: String, _ id: AccountID, _ requestID: RequestID?, _ arguments: [String],
+        extraKeys: [String] = []
     ) async throws(TollgateError) -> Decision {
-        let keys = AccountKeys(id).forStep(requestID)
+        let keys = AccountKeys(id).forStep(requestID) + extraKeys
         let now = clock.nowMilliseconds()
         let command = RedisCommand.fcall(
             function, keys: keys, arguments: [String(now)] + SpendPeriods(milliseconds: now).arguments + arguments)
@@ -163,7 +171,7 @@ public struct Engine: Sendable {
 extension Decision {
     /// Reads the fixed reply shape of `lua/10_account.lua`'s `reply()`.
     init(stepReply reply: RESPValue, account id: AccountID, function: String) throws(TollgateError) {
-        guard let fields = reply.array, fields.count == 13,
+        guard let fields = reply.array, fields.count == 14,
               let outcome = fields[0].string, let reason = fields[1].string,
               let balance = fields[2].int64.flatMap(Money.init(micros:)),
               let held = fields[3].int64.flatMap(Money.init(micros:)),
@@ -171,7 +179,8 @@ extension Decision {
               let status = fields[5].string.flatMap(AccountStatus.init(rawValue:)),
               let entryID = fields[6].string, let holdSequence = fields[7].string,
               let amount = fields[8].int64, let detail = fields[9].int64, let replayed = fields[10].int64,
-              let retryAfter = fields[11].int64, let limitFields = fields[12].array
+              let retryAfter = fields[11].int64, let limitFields = fields[12].array,
+              let promotional = fields[13].int64.flatMap(Money.init(micros:))
         else {
             throw TollgateError(.redisError, "unexpected reply from Tollgate's Lua: \(reply)")
         }
@@ -179,7 +188,8 @@ extension Decision {
         self.init(
             allowed: allowed,
             reason: allowed ? nil : DenialReason(reason),
-            account: AccountState(id: id, status: status, balance: balance, held: held, creditLimit: creditLimit),
+            account: AccountState(id: id, status: status, balance: balance, held: held, creditLimit: creditLimit,
+                                  promotional: promotional),
             entryID: entryID.isEmpty ? nil : entryID,
             holdID: Int64(holdSequence).map { HoldID(account: id, sequence: $0) },
             amount: Money(micros: amount) ?? .zero,
@@ -191,6 +201,7 @@ extension Decision {
             retryAfterMilliseconds: retryAfter >= 0 ? retryAfter : nil,
             limits: try Self.limits(limitFields)
         )
+        self.detail = detail
     }
 
     private static func limits(_ flat: [RESPValue]) throws(TollgateError) -> [LimitStatus] {

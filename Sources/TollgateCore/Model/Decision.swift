@@ -26,6 +26,18 @@ public struct DenialReason: Sendable, Hashable, CustomStringConvertible {
     public static let unknownMeter = DenialReason("unknown_meter")
     /// The hold is not open: it was settled, released, expired or never existed.
     public static let holdNotFound = DenialReason("hold_not_found")
+    /// A coupon code that does not exist (or is bound to another account).
+    public static let invalidCoupon = DenialReason("invalid")
+    /// A coupon past its expiry, or a grant whose expiry has passed.
+    public static let expired = DenialReason("expired")
+    /// A coupon redeemed as many times as it may be.
+    public static let exhausted = DenialReason("exhausted")
+    /// This account redeemed this coupon before.
+    public static let alreadyRedeemed = DenialReason("already_redeemed")
+    /// Too many failed coupon attempts from this account or address; wait `retry_after_ms`.
+    public static let tooManyAttempts = DenialReason("too_many_attempts")
+    /// The deposit was completed before, by another provider transaction.
+    public static let depositAlreadyCompleted = DenialReason("deposit_already_completed")
 
     public var description: String { rawValue }
 
@@ -43,6 +55,12 @@ public struct DenialReason: Sendable, Hashable, CustomStringConvertible {
         case .unknownKey: return "unknown API key"
         case .unknownMeter: return "a usage item has no price (unknown meter or model)"
         case .holdNotFound: return "no open hold with this id (settled, released, expired or never made)"
+        case .invalidCoupon: return "no such coupon code"
+        case .expired: return "expired"
+        case .exhausted: return "the coupon was redeemed as many times as it may be"
+        case .alreadyRedeemed: return "this account redeemed this coupon already"
+        case .tooManyAttempts: return "too many failed attempts; try again later"
+        case .depositAlreadyCompleted: return "the deposit was completed already"
         default: return rawValue
         }
     }
@@ -75,6 +93,9 @@ public struct Decision: Sendable, Hashable {
     public var retryAfterMilliseconds: Int64?
     /// Every limit that applied, with what it still allows.
     public var limits: [LimitStatus]
+    /// The step's detail figure as Lua wrote it (see `reply()` in lua/10_account.lua); the
+    /// billing calls read their own meaning from it.
+    var detail: Int64 = 0
 
     init(
         allowed: Bool, reason: DenialReason?, account: AccountState?, entryID: String? = nil, holdID: HoldID? = nil,

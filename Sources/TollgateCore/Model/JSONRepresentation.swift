@@ -3,7 +3,7 @@
 
 extension AccountState: Encodable {
     private enum CodingKeys: String, CodingKey {
-        case id, status, balance, held, available, creditLimit = "credit_limit"
+        case id, status, balance, paid, promotional, held, available, creditLimit = "credit_limit"
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -11,6 +11,8 @@ extension AccountState: Encodable {
         try container.encode(id.rawValue, forKey: .id)
         try container.encode(status, forKey: .status)
         try container.encode(balance, forKey: .balance)
+        try container.encode(paid, forKey: .paid)
+        try container.encode(promotional, forKey: .promotional)
         try container.encode(held, forKey: .held)
         try container.encode(available, forKey: .available)
         try container.encode(creditLimit, forKey: .creditLimit)
@@ -19,7 +21,7 @@ extension AccountState: Encodable {
 
 extension Decision: Encodable {
     private enum CodingKeys: String, CodingKey {
-        case allowed, reason, retryAfter = "retry_after_ms", cost, amount, account, balance, held, available, status
+        case allowed, reason, retryAfter = "retry_after_ms", cost, amount, account, balance, promotional, held, available, status
         case entryID = "entry_id", holdID = "hold_id", holdExpiresAt = "hold_expires_at"
         case capturedOnHold = "captured_on_hold", replayed, limits
     }
@@ -35,6 +37,7 @@ extension Decision: Encodable {
         try container.encode(amount, forKey: .amount)
         try container.encode(account?.id.rawValue, forKey: .account)
         try container.encode(account?.balance, forKey: .balance)
+        try container.encode(account?.promotional, forKey: .promotional)
         try container.encode(account?.held, forKey: .held)
         try container.encode(account?.available, forKey: .available)
         try container.encode(account?.status, forKey: .status)
@@ -69,7 +72,7 @@ extension LimitStatus: Encodable {
 extension LedgerEntry: Encodable {
     private enum CodingKeys: String, CodingKey {
         case id, kind, amount, balance, held, heldDelta = "held_delta", requestID = "request_id"
-        case holdID = "hold_id", time, meter, model, quantity, key
+        case holdID = "hold_id", time, meter, model, quantity, key, reference, expiresAt = "expires_at", flag
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -87,6 +90,9 @@ extension LedgerEntry: Encodable {
         try container.encodeIfPresent(model, forKey: .model)
         try container.encodeIfPresent(quantity, forKey: .quantity)
         try container.encodeIfPresent(keyID, forKey: .key)
+        try container.encodeIfPresent(reference, forKey: .reference)
+        try container.encodeIfPresent(expiresAt.map(Timestamp.iso8601(milliseconds:)), forKey: .expiresAt)
+        try container.encodeIfPresent(flag, forKey: .flag)
     }
 }
 

@@ -27,6 +27,13 @@ public struct LedgerEntry: Sendable, Hashable {
     public var model: String?
     public var quantity: Int64?
     public var keyID: String?
+    /// What a credit came from: a deposit id, `coupon:<ref>` or `grant:<seq>`.
+    public var reference: String? = nil
+    /// For promotional credit (grant, coupon): when it expires, ms since the epoch.
+    public var expiresAt: Int64? = nil
+    /// Something to look at: `amount_mismatch` when a deposit received a different amount
+    /// than requested.
+    public var flag: String? = nil
 }
 
 /// A page of ledger entries, newest first.

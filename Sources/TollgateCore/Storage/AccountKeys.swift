@@ -19,6 +19,14 @@ struct AccountKeys: Sendable {
         holdExpiry = prefix + "holdexp"
     }
 
+    /// The key of one deposit's record, and the index of the account's deposits.
+    func deposit(_ id: String) -> String { prefix + "dep:" + id }
+    var deposits: String { prefix + "deposits" }
+    /// The credit entries of the ledger (the payment history).
+    var payments: String { prefix + "payments" }
+    /// The usage aggregates of one period: `h`, `d` or `m` and the period's id.
+    func usage(_ granularity: Character, _ period: Int64) -> String { prefix + "u:\(granularity):\(period)" }
+
     /// The key that remembers the result of one request id (I3).
     func idempotency(_ requestID: RequestID) -> String {
         prefix + "idem:" + requestID.rawValue

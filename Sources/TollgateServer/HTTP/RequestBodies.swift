@@ -109,3 +109,36 @@ struct AnyCodingKey: CodingKey {
     init?(stringValue: String) { self.stringValue = stringValue }
     init?(intValue: Int) { nil }
 }
+
+/// `POST /v1/coupons`
+struct CreateCouponsBody: StrictDecodable {
+    static let fields: Set<String> = ["amount", "count", "max_redemptions", "expires", "account", "credit_expires"]
+    let amount: String
+    let count: Int?
+    let max_redemptions: Int?
+    let expires: String
+    let account: String?
+    let credit_expires: String?
+}
+
+/// `POST /v1/accounts/{id}/redeem`
+struct RedeemBody: StrictDecodable {
+    static let fields: Set<String> = ["code"]
+    let code: String
+}
+
+/// `POST /v1/accounts/{id}/grants`
+struct GrantBody: StrictDecodable {
+    static let fields: Set<String> = ["amount", "expires", "request_id"]
+    let amount: String
+    let expires: String?
+    let request_id: String
+}
+
+/// `POST /v1/accounts/{id}/deposits`
+struct DepositBody: StrictDecodable {
+    static let fields: Set<String> = ["amount", "token", "provider"]
+    let amount: String
+    let token: String
+    let provider: String
+}

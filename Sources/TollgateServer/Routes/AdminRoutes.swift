@@ -9,7 +9,7 @@ struct AdminRoutes: Sendable {
     let engine: Engine
     let auth: Authenticator
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<TollgateRequestContext>) {
         router.post("/v1/accounts") { request, _ in try await createAccount(request) }
         router.get("/v1/accounts/:id") { request, context in
             let id = try await auth.requireAdminOrAccount(request) { try PathParameter.account(context) }

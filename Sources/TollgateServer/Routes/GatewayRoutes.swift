@@ -22,7 +22,7 @@ struct GatewayRoutes: Sendable {
         self.serviceDigest = Array(APIKeySecret.hash(serviceToken).utf8)
     }
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<TollgateRequestContext>) {
         router.post("/v1/authorize") { request, _ in try await authorize(request) }
         router.post("/v1/holds/:hold_id/report") { request, context in try await followUp(request, context, .report) }
         router.post("/v1/holds/:hold_id/settle") { request, context in try await followUp(request, context, .settle) }

@@ -9,7 +9,7 @@ struct OperationsRoutes: Sendable {
     let engine: Engine
     let metrics: ServerMetrics
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<TollgateRequestContext>) {
         router.get("/healthz") { _, _ in JSON.response(["status": "ok"]) }
         router.get("/readyz") { _, _ in
             do {

@@ -16,12 +16,16 @@ public struct ServerConfiguration: Sendable {
     public var tokens: ServerTokens
     /// The status of a denied `/v1/check` (403, or 402/429 for gateways that pass it through).
     public var denyStatus: Int
+    /// How many failed coupon attempts an account or address may make per window.
+    public var couponPolicy: CouponGuessingPolicy
 
-    public init(host: String, port: Int, tokens: ServerTokens, denyStatus: Int = 403) {
+    public init(host: String, port: Int, tokens: ServerTokens, denyStatus: Int = 403,
+                couponPolicy: CouponGuessingPolicy = CouponGuessingPolicy()) {
         self.host = host
         self.port = port
         self.tokens = tokens
         self.denyStatus = denyStatus
+        self.couponPolicy = couponPolicy
     }
 }
 
@@ -47,12 +51,13 @@ public enum TollgateHTTPServer {
     ) -> some ApplicationProtocol {
         let metrics = ServerMetrics(registry: metricsRegistry)
         let auth = Authenticator(adminToken: configuration.tokens.admin, serviceToken: configuration.tokens.service, engine: engine)
-        let router = Router(context: BasicRequestContext.self)
+        let router = Router(context: TollgateRequestContext.self)
         router.add(middleware: ErrorLoggingMiddleware())
         GatewayRoutes(engine: engine, auth: auth, metrics: metrics,
                       denyStatus: HTTPResponse.Status(code: configuration.denyStatus), serviceToken: configuration.tokens.service)
             .register(on: router)
         AdminRoutes(engine: engine, auth: auth).register(on: router)
+        BillingRoutes(engine: engine, auth: auth, couponPolicy: configuration.couponPolicy).register(on: router)
         OperationsRoutes(engine: engine, metrics: metrics).register(on: router)
         return Application(
             router: router,

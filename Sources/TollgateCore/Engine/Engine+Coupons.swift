@@ -1,0 +1,91 @@
+import TollgateRedis
+
+/// How many failed coupon attempts an account or a client address may make per window
+/// before every attempt is refused with `too_many_attempts` (against guessing).
+public struct CouponGuessingPolicy: Sendable, Hashable {
+    public var maxFailures: Int
+    public var window: Duration
+
+    public init(maxFailures: Int = 10, window: Duration = .seconds(15 * 60)) {
+        self.maxFailures = maxFailures
+        self.window = window
+    }
+}
+
+extension Engine {
+    /// Creates `count` unique coupon codes worth `amount` each, redeemable `maxRedemptions`
+    /// times (by different accounts) until `expires`, by any account or only `account`.
+    /// The credit they give is promotional and expires at `creditExpires` (nil: never).
+    public func createCoupons(
+        amount: Money, count: Int, maxRedemptions: Int = 1, expires: Int64,
+        account: AccountID? = nil, creditExpires: Int64? = nil
+    ) async throws(TollgateError) -> CouponBatch {
+        guard amount.isPositive else { throw TollgateError(.invalidAmount, "a coupon must be worth a positive amount") }
+        guard (1...100_000).contains(count) else { throw TollgateError(.invalidArgument, "count must be between 1 and 100000") }
+        guard (1...1_000_000_000).contains(maxRedemptions) else {
+            throw TollgateError(.invalidArgument, "max redemptions must be between 1 and 1000000000")
+        }
+        let now = clock.nowMilliseconds()
+        guard expires > now else { throw TollgateError(.invalidArgument, "a coupon's expiry must be in the future") }
+        if let creditExpires, creditExpires <= now {
+            throw TollgateError(.invalidArgument, "the credit's expiry must be in the future")
+        }
+        var codes: [String] = []
+        codes.reserveCapacity(count)
+        while codes.count < count {
+            let batch = (0..<min(1000, count - codes.count)).map { _ in CouponCode.generate() }
+            let replies = await withTaskGroup(of: (String, Result<RESPValue, TollgateError>).self) { group in
+                for code in batch {
+                    group.addTask {
+                        let command = RedisCommand.fcall(
+                            "coupon_create", keys: [CouponCode.keys(hash: CouponCode.hash(code)).record],
+                            arguments: [String(now)] + SpendPeriods(milliseconds: now).arguments + [
+                                String(amount.micros), String(maxRedemptions), String(expires),
+                                account?.rawValue ?? "", String(creditExpires ?? 0),
+                            ])
+                        do throws(RedisError) {
+                            return (code, .success(try await redis.call(TollgateLua.library, command)))
+                        } catch {
+                            return (code, .failure(TollgateError(error)))
+                        }
+                    }
+                }
+                var all: [(String, Result<RESPValue, TollgateError>)] = []
+                for await reply in group { all.append(reply) }
+                return all
+            }
+            for (code, result) in replies {
+                switch result {
+                case .failure(let error): throw error
+                case .success(.error(let message)):
+                    let error = TollgateError(serverReply: message)
+                    if error.code == TollgateError.Code.couponExists { continue }  // a collision: draw again
+                    throw error
+                case .success: codes.append(code)
+                }
+            }
+        }
+        return CouponBatch(codes: codes, amount: amount, maxRedemptions: maxRedemptions, expires: expires,
+                           account: account, creditExpires: creditExpires)
+    }
+
+    /// Redeems a coupon code on an account, atomically: never beyond the code's limit, never
+    /// twice by one account. Failed attempts count against the account and `clientAddress`.
+    public func redeemCoupon(
+        _ id: AccountID, code: String, clientAddress: String? = nil,
+        policy: CouponGuessingPolicy = CouponGuessingPolicy()
+    ) async throws(TollgateError) -> CouponRedemption {
+        guard code.utf8.count <= 64 else { throw TollgateError(.invalidArgument, "a coupon code is at most 64 characters") }
+        let hash = CouponCode.hash(code)
+        let keys = CouponCode.keys(hash: hash)
+        // An unknown address still needs a key in the coupon's slot; its counter is never set.
+        let addressKey = clientAddress.map { "tg:couponfail:" + AccountKeys.encode($0) } ?? ""
+        let decision = try await step("coupon_redeem", id, nil, [
+            id.rawValue, String(policy.maxFailures), String(policy.window.wholeMilliseconds), String(hash.prefix(12)),
+        ], extraKeys: [keys.record, keys.redeemers] + (addressKey.isEmpty ? [] : [addressKey]))
+        return CouponRedemption(decision: decision, creditExpires: decision.allowed && decision.detail < Self.never ? decision.detail : nil)
+    }
+
+    /// Lua's NEVER: the expiry of credit that does not expire.
+    static let never: Int64 = 9_007_199_254_740_991
+}

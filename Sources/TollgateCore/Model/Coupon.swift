@@ -1,0 +1,52 @@
+/// Coupon codes: `TG-XXXX-XXXX-XXXX` from an alphabet without look-alikes (about 71 bits).
+/// Redis keeps only their SHA-256; a code is matched after normalizing (case, dashes, spaces).
+public enum CouponCode {
+    static let alphabet = Array("ABCDEFGHJKMNPQRSTUVWXYZ23456789".utf8)
+
+    /// A new random code.
+    static func generate() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let groups = (0..<3).map { _ in
+            String(decoding: (0..<4).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &generator)] }, as: UTF8.self)
+        }
+        return "TG-" + groups.joined(separator: "-")
+    }
+
+    /// The code as matched: upper case, without dashes and spaces.
+    static func normalize(_ code: String) -> String {
+        String(code.uppercased().filter { $0 != "-" && $0 != " " })
+    }
+
+    /// The stored form of a code: the SHA-256 of its normalized text.
+    static func hash(_ code: String) -> String {
+        APIKeySecret.hash(normalize(code))
+    }
+
+    /// The keys of one coupon: its record and the set of accounts that redeemed it. The
+    /// two share a hash tag so they sit in one cluster slot.
+    static func keys(hash: String) -> (record: String, redeemers: String) {
+        ("tg:{c:\(hash)}:coupon", "tg:{c:\(hash)}:by")
+    }
+}
+
+/// A batch of coupons an operator created. The codes are shown only now.
+public struct CouponBatch: Sendable, Hashable {
+    public var codes: [String]
+    public var amount: Money
+    public var maxRedemptions: Int
+    /// Codes are redeemable until then (ms since the epoch).
+    public var expires: Int64
+    /// The one account that may redeem them, if bound.
+    public var account: AccountID?
+    /// When the credit they give expires (ms since the epoch); nil: never.
+    public var creditExpires: Int64?
+}
+
+/// The answer to a redemption.
+public struct CouponRedemption: Sendable, Hashable {
+    /// Applied or refused (`invalid`, `expired`, `exhausted`, `already_redeemed`,
+    /// `too_many_attempts`, `account_closed`), with the account afterwards.
+    public var decision: Decision
+    /// When the promotional credit expires (ms since the epoch); nil: never or refused.
+    public var creditExpires: Int64?
+}

@@ -1,0 +1,294 @@
+import Foundation
+import Testing
+import TollgateCore
+import TollgateRedis
+
+@Suite("Billing: coupons, grants with expiry, deposits, history, usage, reports, archive")
+struct BillingTests {
+    private static let day: Int64 = 86_400_000
+
+    @Test("100 concurrent redemptions of a code limited to 10 succeed exactly 10 times")
+    func couponLimitUnderConcurrency() async throws {
+        let f = try await EngineFixture(connections: 4)
+        let batch = try await f.engine.createCoupons(
+            amount: money("5"), count: 1, maxRedemptions: 10, expires: f.clock.nowMilliseconds() + Self.day)
+        let code = try #require(batch.codes.first)
+        var ids: [AccountID] = []
+        for n in 0..<100 { ids.append(try await f.account("c\(n)")) }
+        let results = try await withThrowingTaskGroup(of: CouponRedemption.self) { group in
+            for id in ids { group.addTask { try await f.engine.redeemCoupon(id, code: code) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(results.filter(\.decision.allowed).count == 10)
+        #expect(results.filter { $0.decision.reason == .exhausted }.count == 90)
+        var credited = 0
+        for id in ids where try await f.engine.account(id).promotional == money("5") { credited += 1 }
+        #expect(credited == 10)
+        #expect(try await f.engine.audit().isClean)
+    }
+
+    @Test("one account redeeming the same code 50 times concurrently succeeds once")
+    func couponOncePerAccount() async throws {
+        let f = try await EngineFixture(connections: 4)
+        let batch = try await f.engine.createCoupons(
+            amount: money("2"), count: 1, maxRedemptions: 1000, expires: f.clock.nowMilliseconds() + Self.day)
+        let id = try await f.account("solo")
+        let code = try #require(batch.codes.first)
+        // Looser spellings of the same code match it.
+        let spellings = [code, code.lowercased(), code.replacingOccurrences(of: "-", with: " ")]
+        let policy = CouponGuessingPolicy(maxFailures: 1000, window: .seconds(60))
+        let results = try await withThrowingTaskGroup(of: CouponRedemption.self) { group in
+            for n in 0..<50 {
+                group.addTask { try await f.engine.redeemCoupon(id, code: spellings[n % 3], policy: policy) }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(results.filter(\.decision.allowed).count == 1)
+        #expect(results.filter { $0.decision.reason == .alreadyRedeemed }.count == 49)
+        let state = try await f.engine.account(id)
+        #expect(state.balance == money("2") && state.promotional == money("2") && state.paid == .zero)
+    }
+
+    @Test("coupon refusals: invalid, expired, bound to another account; guessing is rate-limited per account and address")
+    func couponRefusals() async throws {
+        let f = try await EngineFixture()
+        let now = f.clock.nowMilliseconds()
+        let a = try await f.account("a")
+        let b = try await f.account("b")
+        let bound = try await f.engine.createCoupons(amount: money("1"), count: 1, expires: now + Self.day, account: a)
+        let short = try await f.engine.createCoupons(amount: money("1"), count: 1, expires: now + 1000)
+        let policy = CouponGuessingPolicy(maxFailures: 3, window: .seconds(60))
+        #expect(try await f.engine.redeemCoupon(b, code: bound.codes[0], policy: policy).decision.reason == .invalidCoupon)
+        f.clock.advance(by: .seconds(1))
+        #expect(try await f.engine.redeemCoupon(a, code: short.codes[0], policy: policy).decision.reason == .expired)
+        #expect(try await f.engine.redeemCoupon(b, code: "TG-NOPE-NOPE-NOPE", policy: policy).decision.reason == .invalidCoupon)
+        #expect(try await f.engine.redeemCoupon(b, code: "TG-NOPE-NOPE-NOPX", policy: policy).decision.reason == .invalidCoupon)
+        // b has failed 3 times: even a good code is refused until the window ends.
+        let good = try await f.engine.createCoupons(amount: money("1"), count: 1, maxRedemptions: 5, expires: now + Self.day)
+        let blocked = try await f.engine.redeemCoupon(b, code: good.codes[0], policy: policy)
+        #expect(blocked.decision.reason == .tooManyAttempts && (blocked.decision.retryAfterMilliseconds ?? 0) > 0)
+        f.clock.advance(by: .seconds(61))
+        #expect(try await f.engine.redeemCoupon(b, code: good.codes[0], policy: policy).decision.allowed)
+        // Per address: three accounts' failures from one address block the fourth account.
+        let c = try await f.account("c")
+        for (n, id) in [a, b, c].enumerated() {
+            _ = try await f.engine.redeemCoupon(id, code: "TG-BAD\(n)", clientAddress: "10.0.0.9", policy: policy)
+        }
+        let d = try await f.account("d")
+        #expect(try await f.engine.redeemCoupon(d, code: good.codes[0], clientAddress: "10.0.0.9", policy: policy).decision.reason == .tooManyAttempts)
+        #expect(try await f.engine.redeemCoupon(d, code: good.codes[0], clientAddress: "10.0.0.10", policy: policy).decision.allowed)
+        #expect(try await f.engine.audit().isClean)
+    }
+
+    @Test("grants expire exactly at their time; spending uses the soonest-expiring credit first, then paid")
+    func grantExpiryAndOrder() async throws {
+        let f = try await EngineFixture()
+        let id = try await f.account("g", balance: "10")
+        let now = f.clock.nowMilliseconds()
+        _ = try await f.engine.credit(id, amount: money("3"), kind: .grant, expires: now + 2 * Self.day, requestID: request("late"))
+        _ = try await f.engine.credit(id, amount: money("2"), kind: .grant, expires: now + Self.day, requestID: request("soon"))
+        var state = try await f.engine.account(id)
+        #expect(state.balance == money("15") && state.promotional == money("5") && state.paid == money("10"))
+        // 2.5: all of the soon grant, then 0.5 of the late one; paid untouched.
+        _ = try await f.engine.debit(id, amount: money("2.5"), requestID: request("d1"))
+        state = try await f.engine.account(id)
+        #expect(state.promotional == money("2.5") && state.paid == money("10"))
+        f.clock.advance(by: .milliseconds(2 * Self.day - 1))
+        #expect(try await f.engine.account(id).promotional == money("2.5"))
+        f.clock.advance(by: .milliseconds(1))
+        state = try await f.engine.account(id)
+        #expect(state.promotional == .zero && state.balance == money("10") && state.paid == money("10"))
+        let expiry = try #require(try await f.allEntries(id).first)
+        #expect(expiry.kind == .expire && expiry.amount == money("-2.5") && expiry.time == now + 2 * Self.day)
+        #expect(try await f.engine.audit().isClean)
+    }
+
+    @Test("credit an open hold reserves does not expire until the hold lets go (I1)")
+    func grantExpiryRespectsHolds() async throws {
+        let f = try await EngineFixture()
+        let id = try await f.account("h")
+        _ = try await f.engine.credit(id, amount: money("4"), kind: .grant, expires: f.clock.nowMilliseconds() + 1000, requestID: request("g"))
+        let hold = try #require(try await f.engine.hold(id, amount: money("3"), ttl: .seconds(60), requestID: request("hold")).holdID)
+        f.clock.advance(by: .seconds(2))
+        var state = try await f.engine.account(id)
+        #expect(state.balance == money("3") && state.available == .zero && state.promotional == money("3"))
+        _ = try await f.engine.capture(hold, amount: money("1"), requestID: request("cap"))
+        _ = try await f.engine.release(hold, requestID: request("rel"))
+        state = try await f.engine.account(id)
+        #expect(state.balance == .zero && state.promotional == .zero && state.available == .zero)
+        #expect(try await f.engine.audit().isClean)
+    }
+
+    @Test("a deposit completed by 20 concurrent deliveries credits once; a differing amount is credited and flagged; failed marks it failed")
+    func deposits() async throws {
+        let f = try await EngineFixture(connections: 4)
+        let id = try await f.account("dep")
+        let deposit = try await f.engine.createDeposit(id, credits: money("50"), token: "USDT", tokenAmount: "50", provider: "moonpay")
+        #expect(deposit.status == .pending)
+        let results = try await withThrowingTaskGroup(of: DepositSettlement.self) { group in
+            for _ in 0..<20 {
+                group.addTask {
+                    try await f.engine.settleDeposit(deposit.id, provider: "moonpay", providerTransactionID: "tx-1",
+                                                     completed: true, credits: money("49.5"), received: "49.5")
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(results.filter { $0.decision.allowed && !$0.decision.replayed }.count == 1)
+        #expect(results.filter { $0.flagged }.count == 1)
+        #expect(try await f.engine.account(id).paid == money("49.5"))
+        let done = try await f.engine.deposit(deposit.id)
+        #expect(done.status == .completed && done.flagged && done.credited == money("49.5") && done.providerTransactionID == "tx-1")
+        // Another transaction for the same deposit credits nothing.
+        let other = try await f.engine.settleDeposit(deposit.id, provider: "moonpay", providerTransactionID: "tx-2",
+                                                     completed: true, credits: money("50"), received: "50")
+        #expect(!other.decision.allowed && other.decision.reason == .depositAlreadyCompleted)
+        // The wrong provider, an unknown deposit: errors, nothing changes.
+        await #expect(throws: TollgateError.self) {
+            _ = try await f.engine.settleDeposit(deposit.id, provider: "alchemypay", providerTransactionID: "x", completed: true, credits: money("1"), received: "1")
+        }
+        f.clock.advance(by: .seconds(1))
+        let failing = try await f.engine.createDeposit(id, credits: money("10"), token: "USDC", tokenAmount: "10", provider: "alchemypay")
+        let failed = try await f.engine.settleDeposit(failing.id, provider: "alchemypay", providerTransactionID: "ap-9",
+                                                      completed: false, credits: .zero, received: "")
+        #expect(failed.decision.allowed)
+        #expect(try await f.engine.deposit(failing.id).status == .failed)
+        #expect(try await f.engine.deposits(id).map(\.id) == [failing.id, deposit.id])
+        #expect(try await f.engine.account(id).balance == money("49.5"))
+        #expect(try await f.engine.audit().isClean)
+    }
+
+    @Test("payment history lists credits newest first, filtered by kind and time, paged")
+    func paymentHistory() async throws {
+        let f = try await EngineFixture()
+        let id = try await f.account("p", balance: "10")
+        let start = f.clock.nowMilliseconds()
+        f.clock.advance(by: .seconds(10))
+        _ = try await f.engine.credit(id, amount: money("1"), kind: .grant, requestID: request("g1"))
+        _ = try await f.engine.debit(id, amount: money("2"), requestID: request("d1"))
+        f.clock.advance(by: .seconds(10))
+        _ = try await f.engine.credit(id, amount: money("-1"), kind: .adjustment, requestID: request("adj"))
+        _ = try await f.engine.credit(id, amount: money("3"), requestID: request("t2"))
+        let all = try await f.engine.payments(id)
+        #expect(all.entries.map(\.kind) == [.topup, .adjustment, .grant, .topup])
+        let grants = try await f.engine.payments(id, kinds: [.grant])
+        #expect(grants.entries.map(\.requestID) == ["g1"])
+        let window = try await f.engine.payments(id, from: start + 5000, to: start + 15_000)
+        #expect(window.entries.map(\.requestID) == ["g1"])
+        let first = try await f.engine.payments(id, limit: 2)
+        #expect(first.entries.count == 2 && first.nextCursor != nil)
+        let second = try await f.engine.payments(id, limit: 2, cursor: first.nextCursor)
+        #expect(second.entries.map(\.kind) == [.grant, .topup])
+        await #expect(throws: TollgateError.self) { _ = try await f.engine.payments(id, kinds: [.debit]) }
+    }
+
+    @Test("usage breakdown by meter, model, key and period equals the ledger's usage charges")
+    func usageBreakdown() async throws {
+        let f = try await EngineFixture()
+        let id = try await f.account("u", balance: "100")
+        try await f.engine.setPrice(try PriceKey(meter: "tokens.in", model: "m1"), try Price(price: money("1"), per: 1000))
+        try await f.engine.setPrice(try PriceKey(meter: "calls"), try Price(price: money("0.01"), per: 1))
+        let from = f.clock.nowMilliseconds()
+        for n in 0..<30 {
+            let usage = [try UsageItem(meter: "tokens.in", model: "m1", quantity: 500), try UsageItem(meter: "calls", quantity: 1)]
+            _ = try await f.engine.authorize(.account(id), usage: usage, requestID: request("a\(n)"))
+            f.clock.advance(by: .seconds(3 * 3600))  // 30 calls over 3.75 days
+        }
+        _ = try await f.engine.debit(id, amount: money("0.5"), requestID: request("plain"))
+        let to = f.clock.nowMilliseconds() + 1
+        let byMeter = try await f.engine.usage(id, from: from, to: to, by: UsageGrouping(dimensions: [.meter]))
+        #expect(byMeter.groups.map(\.meter) == ["", "calls", "tokens.in"])
+        #expect(byMeter.groups.first { $0.meter == "tokens.in" }?.amount == money("15"))
+        #expect(byMeter.groups.first { $0.meter == "tokens.in" }?.quantity == 15_000)
+        #expect(byMeter.totalAmount == money("15.8"))
+        let byDay = try await f.engine.usage(id, from: from, to: to, by: try UsageGrouping(parsing: "meter,model,day"))
+        #expect(byDay.groups.reduce(Int64(0)) { $0 + $1.amount.micros } == byMeter.totalAmount.micros)
+        #expect(Set(byDay.groups.compactMap(\.period)).count >= 4)
+        let byHour = try await f.engine.usage(id, from: from, to: to, by: try UsageGrouping(parsing: "hour"))
+        #expect(byHour.totalAmount == byMeter.totalAmount && byHour.groups.count == 31)
+        // The ledger agrees.
+        let entries = try await f.allEntries(id)
+        let charged = entries.filter { [.debit, .capture, .refund].contains($0.kind) }.reduce(Int64(0)) { $0 - $1.amount.micros }
+        #expect(charged == byMeter.totalAmount.micros)
+        #expect(throws: TollgateError.self) { _ = try UsageGrouping(parsing: "meter,day,hour") }
+    }
+
+    @Test("randomized: top-ups, coupons, grants, expiries and debits; the report reconciles and usage equals the ledger's debits")
+    func randomizedReconciliation() async throws {
+        let f = try await EngineFixture()
+        var generator = SplitMix64(seed: UInt64(ProcessInfo.processInfo.environment["TOLLGATE_BILLING_SEED"] ?? "") ?? 20261125)
+        try await f.engine.setPrice(try PriceKey(meter: "calls"), try Price(price: money("0.013"), per: 1))
+        let ids = [try await f.account("r1"), try await f.account("r2")]
+        let start = f.clock.nowMilliseconds()
+        let coupons = try await f.engine.createCoupons(amount: money("0.7"), count: 20, maxRedemptions: 2, expires: start + 30 * Self.day,
+                                                       creditExpires: start + 3 * Self.day)
+        for step in 0..<400 {
+            let id = ids[Int.random(in: 0..<ids.count, using: &generator)]
+            switch Int.random(in: 0..<10, using: &generator) {
+            case 0: _ = try await f.engine.credit(id, amount: money("1.5"), requestID: request("t\(step)"))
+            case 1: _ = try await f.engine.redeemCoupon(id, code: coupons.codes[Int.random(in: 0..<20, using: &generator)],
+                                                        policy: CouponGuessingPolicy(maxFailures: 10_000))
+            case 2: _ = try await f.engine.credit(id, amount: money("0.9"), kind: .grant,
+                                                  expires: f.clock.nowMilliseconds() + Int64.random(in: 1...Self.day, using: &generator),
+                                                  requestID: request("g\(step)"))
+            case 3: f.clock.advance(by: .milliseconds(Int64.random(in: 1...(6 * 3_600_000), using: &generator)))
+            case 4: _ = try await f.engine.debit(id, amount: money("0.31"), requestID: request("d\(step)"))
+            default:
+                _ = try await f.engine.authorize(.account(id), usage: [try UsageItem(meter: "calls", quantity: Int64.random(in: 1...40, using: &generator))],
+                                                 requestID: request("a\(step)"))
+            }
+        }
+        f.clock.advance(by: .milliseconds(4 * Self.day))  // every grant due
+        let end = f.clock.nowMilliseconds() + 1
+        for id in ids {
+            _ = try await f.engine.account(id)
+            // Any cut of the history reconciles on both sides.
+            let middle = start + (end - start) / 3
+            for (from, to) in [(start, end), (start, middle), (middle, end)] {
+                let report = try await f.engine.transactionReport(id, from: from, to: to)
+                var totals = TransactionReport.Totals(opening: report.openingBalance)
+                var usageCharges: Int64 = 0
+                try await f.engine.forEachLedgerPage(of: report, pageSize: 37) { page in
+                    for entry in page {
+                        totals.add(entry)
+                        if [.debit, .capture, .refund].contains(entry.kind) { usageCharges -= entry.amount.micros }
+                    }
+                }
+                #expect(totals.reconciles(opening: report.openingBalance))
+                if to == end { #expect(totals.closing == (try await f.engine.account(id)).balance.micros) }
+                if from == start && to == end {
+                    let usage = try await f.engine.usage(id, from: from, to: to, by: UsageGrouping(dimensions: []))
+                    #expect(usage.totalAmount.micros == usageCharges)
+                }
+            }
+            #expect(try await f.engine.account(id).promotional == .zero)
+        }
+        #expect(try await f.engine.audit().isClean)
+    }
+
+    @Test("archiving moves old entries to a file and out of Redis; the audit still balances and reports refuse the archived range")
+    func archive() async throws {
+        let f = try await EngineFixture()
+        let id = try await f.account("arc", balance: "10")
+        for n in 0..<2500 {
+            _ = try await f.engine.debit(id, amount: money("0.001"), requestID: request("d\(n)"))
+            if n == 1999 { f.clock.advance(by: .seconds(10)) }
+        }
+        let cut = f.clock.nowMilliseconds()
+        f.clock.advance(by: .seconds(10))
+        _ = try await f.engine.credit(id, amount: money("1"), requestID: request("after"))
+        var archived: [LedgerEntry] = []
+        let result = try await f.engine.archiveLedger(id, before: cut) { page in archived += page }
+        #expect(result.entries == 2001 && archived.count == 2001 && archived.first?.kind == .topup)
+        let remaining = try await f.allEntries(id)
+        #expect(remaining.count == 501)
+        let audit = try await f.engine.audit(id)
+        #expect(audit.isClean && audit.balance == money("8.5"))
+        await #expect(throws: TollgateError.self) { _ = try await f.engine.transactionReport(id, from: 0, to: cut + 20_000) }
+        let report = try await f.engine.transactionReport(id, from: cut, to: cut + 20_000)
+        #expect(report.openingBalance == money("8"))
+        // Archiving again finds nothing more before the cut.
+        #expect(try await f.engine.archiveLedger(id, before: cut) { _ in }.entries == 0)
+    }
+}
+

@@ -1,0 +1,80 @@
+-- Promotional credit (grants, coupons) and its expiry. balance = paid + promo; each grant is
+-- a row in the grants hash (what is left of it) and the grantexp sorted set (its expiry, or
+-- NEVER). Spending uses the soonest-expiring credit first, then paid credit; 'gnext' on the
+-- account caches the soonest expiry so a step with nothing due costs no extra call.
+
+local function refresh_grant_expiry(k, a)
+  local first = redis.call('ZRANGE', k.grantexp, 0, 0, 'WITHSCORES')
+  if first[1] then
+    a.gnext = tonumber(first[2])
+    redis.call('HSET', k.acct, 'gnext', first[2])
+  else
+    a.gnext = nil
+    redis.call('HDEL', k.acct, 'gnext')
+  end
+end
+
+-- Adds amount of promotional credit expiring at expires (ms, or NEVER); returns its seq.
+local function add_grant(k, a, amount, expires)
+  local seq = fmt(redis.call('HINCRBY', k.acct, 'gseq', 1))
+  redis.call('HSET', k.grants, seq, fmt(amount))
+  redis.call('ZADD', k.grantexp, fmt(expires), seq)
+  a.promo = redis.call('HINCRBY', k.acct, 'promo', fmt(amount))
+  a.balance = redis.call('HINCRBY', k.acct, 'balance', fmt(amount))
+  if not a.gnext or expires < a.gnext then
+    a.gnext = expires
+    redis.call('HSET', k.acct, 'gnext', fmt(expires))
+  end
+  return seq
+end
+
+-- Takes amount off the balance: promotional credit first, soonest expiry first.
+local function take_credit(k, a, amount)
+  a.balance = redis.call('HINCRBY', k.acct, 'balance', fmt(-amount))
+  if amount <= 0 or a.promo <= 0 then return end
+  local left = math.min(amount, a.promo)
+  local used = 0
+  while left > 0 do
+    local first = redis.call('ZRANGE', k.grantexp, 0, 0)
+    local seq = first[1]
+    if not seq then break end
+    local rest = tonumber(redis.call('HGET', k.grants, seq) or '0')
+    local take = math.min(rest, left)
+    rest = rest - take
+    left = left - take
+    used = used + take
+    if rest <= 0 then
+      redis.call('HDEL', k.grants, seq)
+      redis.call('ZREM', k.grantexp, seq)
+    else
+      redis.call('HSET', k.grants, seq, fmt(rest))
+    end
+  end
+  a.promo = redis.call('HINCRBY', k.acct, 'promo', fmt(-used))
+  refresh_grant_expiry(k, a)
+end
+
+-- Expires the grants whose time has come, each with an 'expire' ledger entry dated at its
+-- expiry. Credit an open hold still reserves is not taken (I1: available never drops below
+-- -credit_limit); that part stays due and expires at a later step once the hold lets go.
+local function expire_grants(k, a, now)
+  if not a.gnext or a.gnext > now then return end
+  local due = redis.call('ZRANGEBYSCORE', k.grantexp, '-inf', now, 'WITHSCORES')
+  for i = 1, #due, 2 do
+    local seq, expires = due[i], tonumber(due[i + 1])
+    local rest = tonumber(redis.call('HGET', k.grants, seq) or '0')
+    local gone = math.max(0, math.min(rest, available(a) + a.credit_limit))
+    if gone > 0 then
+      a.balance = redis.call('HINCRBY', k.acct, 'balance', fmt(-gone))
+      a.promo = redis.call('HINCRBY', k.acct, 'promo', fmt(-gone))
+      append_ledger(k, a, expires, 'expire', -gone, 0, 'grant:' .. seq, '', nil, { 'ref', 'grant:' .. seq })
+    end
+    if gone >= rest then
+      redis.call('HDEL', k.grants, seq)
+      redis.call('ZREM', k.grantexp, seq)
+    else
+      redis.call('HSET', k.grants, seq, fmt(rest - gone))
+    end
+  end
+  refresh_grant_expiry(k, a)
+end

@@ -1,0 +1,184 @@
+-- Billing: coupons, crypto deposits confirmed by a provider, and archiving the ledger.
+
+-- coupon_create(amount, max_redemptions, expires_ms, account, credit_expires_ms)
+-- KEYS: 1 the coupon's hash 'tg:coupon:<sha256 of the code>'. Codes are stored only hashed.
+-- account '' lets any account redeem it; credit_expires_ms 0: the credit never expires.
+redis.register_function('coupon_create', function(keys, args)
+  local now = integer_arg(args[1], 'now', 0, MAX_AMOUNT)
+  local amount = amount_arg(args[8], 'amount')
+  local max = integer_arg(args[9], 'max_redemptions', 1, MAX_LIMIT)
+  local expires = integer_arg(args[10], 'expires', 1, MAX_AMOUNT)
+  local account = args[11] or ''
+  local credit_expires = integer_arg(args[12], 'credit_expires', 0, MAX_AMOUNT)
+  if expires <= now then fail('invalid_argument', 'expires must be in the future') end
+  if redis.call('EXISTS', keys[1]) == 1 then fail('coupon_exists', 'this code exists already') end
+  redis.call('HSET', keys[1], 'amount', fmt(amount), 'max', fmt(max), 'count', 0, 'expires', fmt(expires),
+    'account', account, 'credit_expires', fmt(credit_expires), 'created', fmt(now))
+  return 'OK'
+end)
+
+-- Counts a failed redemption against the account (a fixed window on the account's hash)
+-- and the client address (a counter key that expires with the window).
+local function count_coupon_failure(k, ip_key, now, window)
+  local f = redis.call('HMGET', k.acct, 'cfail', 'cfail_until')
+  local until_ms = tonumber(f[2] or '0')
+  if until_ms <= now then
+    redis.call('HSET', k.acct, 'cfail', 1, 'cfail_until', fmt(now + window))
+  else
+    redis.call('HINCRBY', k.acct, 'cfail', 1)
+  end
+  if ip_key ~= '' and redis.call('INCR', ip_key) == 1 then
+    redis.call('PEXPIRE', ip_key, window)
+  end
+end
+
+-- coupon_redeem(account_id, max_failures, window_ms, coupon_ref)
+-- KEYS: 1-4 the account's, 5 the coupon hash, 6 the set of accounts that redeemed it,
+-- 7 the client address's failure counter ('' when unknown: pass any key of the coupon's).
+-- Atomic: a code is never redeemed beyond its limit nor twice by one account. Failed
+-- attempts count against the account and the address; past max_failures within the window
+-- every attempt is refused with too_many_attempts until the window ends.
+redis.register_function('coupon_redeem', function(keys, args)
+  local k, now, periods = step_start({ keys[1], keys[2], keys[3], keys[4] }, args)
+  local coupon_key, redeemers, ip_key = keys[5], keys[6], keys[7] or ''
+  local account_id = args[8]
+  local max_failures = integer_arg(args[9], 'max_failures', 1, MAX_LIMIT)
+  local window = integer_arg(args[10], 'window_ms', 1, MAX_TTL_MS)
+  local ref = args[11] or ''
+  local a = load_account(k)
+  expire_due(k, a, now, periods)
+
+  local f = redis.call('HMGET', k.acct, 'cfail', 'cfail_until')
+  local until_ms = tonumber(f[2] or '0')
+  if until_ms > now and tonumber(f[1] or '0') >= max_failures then
+    return reply(a, 'denied', 'too_many_attempts', '', '', 0, 0, until_ms - now)
+  end
+  if ip_key ~= '' then
+    local tries = tonumber(redis.call('GET', ip_key) or '0')
+    if tries >= max_failures then
+      return reply(a, 'denied', 'too_many_attempts', '', '', 0, 0, math.max(1, redis.call('PTTL', ip_key)))
+    end
+  end
+
+  local c = redis.call('HMGET', coupon_key, 'amount', 'max', 'count', 'expires', 'account', 'credit_expires')
+  local reason = nil
+  if not c[1] or (c[5] ~= '' and c[5] ~= account_id) then
+    reason = 'invalid'
+  elseif tonumber(c[4]) <= now then
+    reason = 'expired'
+  elseif redis.call('SISMEMBER', redeemers, account_id) == 1 then
+    reason = 'already_redeemed'
+  elseif tonumber(c[3]) >= tonumber(c[2]) then
+    reason = 'exhausted'
+  elseif a.status == 'closed' then
+    reason = 'account_closed'
+  end
+  if reason then
+    count_coupon_failure(k, ip_key, now, window)
+    return denied(a, reason)
+  end
+
+  local amount = tonumber(c[1])
+  if a.balance + amount > MAX_AMOUNT then
+    fail('amount_out_of_range', 'the balance would exceed 2^53 micro-credits')
+  end
+  local credit_expires = tonumber(c[6])
+  if credit_expires == 0 then credit_expires = NEVER end
+  redis.call('HINCRBY', coupon_key, 'count', 1)
+  redis.call('SADD', redeemers, account_id)
+  add_grant(k, a, amount, credit_expires)
+  local extra = { 'ref', 'coupon:' .. ref }
+  if credit_expires ~= NEVER then extra[3] = 'expires'; extra[4] = fmt(credit_expires) end
+  local id = append_ledger(k, a, now, 'coupon', amount, 0, 'coupon:' .. ref, '', nil, extra)
+  local r = reply(a, 'ok', '', id, '', amount, credit_expires)
+  return r
+end)
+
+-- deposit_create(deposit_id, credits, token, token_amount, provider)
+-- A pending deposit, kept in the account's slot: hash 'dep:<id>' and the 'deposits' index.
+redis.register_function('deposit_create', function(keys, args)
+  local k, now, periods = step_start(keys, args)
+  local id = args[8]
+  local credits = amount_arg(args[9], 'credits')
+  local token, token_amount, provider = args[10], args[11], args[12]
+  if type(id) ~= 'string' or not string.match(id, '^[%w_%.%-]+$') then fail('invalid_argument', 'bad deposit id') end
+  local a = load_account(k)
+  if a.status == 'closed' then return denied(a, 'account_closed') end
+  local key = k.base .. 'dep:' .. id
+  if redis.call('EXISTS', key) == 1 then fail('deposit_exists', 'this deposit id is taken') end
+  redis.call('HSET', key, 'status', 'pending', 'credits', fmt(credits), 'token', token,
+    'token_amount', token_amount, 'provider', provider, 'created', fmt(now))
+  redis.call('ZADD', k.deposits, fmt(now), id)
+  return reply(a, 'ok', '', '', '', credits)
+end)
+
+-- deposit_complete(deposit_id, provider, provider_tx, status, credits, received)
+-- The provider's word on a deposit. 'completed' credits what was received, once: by the
+-- provider's transaction id across replays and concurrent deliveries, and by the deposit's
+-- status (pending or failed -> completed, never twice). A received amount that differs from
+-- the request is credited as received and flagged. 'failed' marks a pending deposit failed.
+-- Reply detail (10): 1 when flagged.
+redis.register_function('deposit_complete', function(keys, args)
+  local k, now, periods = step_start(keys, args)
+  local id, provider, tx, status = args[8], args[9], args[10], args[11]
+  if status ~= 'completed' and status ~= 'failed' then fail('invalid_argument', 'status must be completed or failed') end
+  if type(tx) ~= 'string' or tx == '' then fail('invalid_argument', 'the provider transaction id is missing') end
+  local a = load_account(k)
+  local key = k.base .. 'dep:' .. tostring(id)
+  local d = redis.call('HMGET', key, 'status', 'provider', 'credits')
+  if not d[1] then fail('deposit_not_found', 'no such deposit') end
+  if d[2] ~= provider then fail('invalid_argument', 'the deposit was made with another provider') end
+  local seen = provider .. ':' .. tx
+  if redis.call('SISMEMBER', k.ptx, seen) == 1 then
+    local r = reply(a, 'ok', '', '', '', 0)
+    r[11] = 1
+    return r
+  end
+  if d[1] == 'completed' then return denied(a, 'deposit_already_completed') end
+  if status == 'failed' then
+    if d[1] == 'pending' then redis.call('HSET', key, 'status', 'failed', 'provider_tx', tx, 'updated', fmt(now)) end
+    redis.call('SADD', k.ptx, seen)
+    return reply(a, 'ok', '', '', '', 0)
+  end
+  local credits = amount_arg(args[12], 'credits')
+  local received = args[13] or ''
+  if a.balance + credits > MAX_AMOUNT then
+    fail('amount_out_of_range', 'the balance would exceed 2^53 micro-credits')
+  end
+  local flagged = credits ~= tonumber(d[3])
+  expire_due(k, a, now, periods)
+  a.balance = redis.call('HINCRBY', k.acct, 'balance', fmt(credits))
+  local extra = { 'ref', id }
+  if flagged then extra[3] = 'flag'; extra[4] = 'amount_mismatch' end
+  local entry = append_ledger(k, a, now, 'deposit', credits, 0, 'deposit:' .. id, '', nil, extra)
+  redis.call('HSET', key, 'status', 'completed', 'provider_tx', tx, 'credited', fmt(credits),
+    'received', received, 'flagged', flagged and '1' or '0', 'entry', entry, 'updated', fmt(now))
+  redis.call('SADD', k.ptx, seen)
+  local detail = 0
+  if flagged then detail = 1 end
+  return reply(a, 'ok', '', entry, '', credits, detail)
+end)
+
+-- ledger_trim(cut_id, last_exported_id): removes the ledger entries before cut_id once the
+-- engine has archived them, leaving a checkpoint (balance and held after the last removed
+-- entry) so the audit still balances. Refused unless the newest entry before the cut is the
+-- one the archive ends with.
+redis.register_function('ledger_trim', function(keys, args)
+  local k = account_keys(keys)
+  local cut, exported = args[8], args[9]
+  if type(cut) ~= 'string' or not string.match(cut, '^%d+%-%d+$') then fail('invalid_argument', 'bad cut id') end
+  local a = load_account(k)
+  local last = redis.call('XREVRANGE', k.ledger, '(' .. cut, '-', 'COUNT', 1)
+  if not last[1] then return reply(a, 'ok', '', '', '', 0) end
+  if last[1][1] ~= exported then
+    fail('archive_mismatch', 'the ledger changed before the cut since it was exported')
+  end
+  local fields = {}
+  local raw = last[1][2]
+  for i = 1, #raw, 2 do fields[raw[i]] = raw[i + 1] end
+  local removed = redis.call('XTRIM', k.ledger, 'MINID', cut)
+  redis.call('XTRIM', k.payments, 'MINID', cut)
+  redis.call('HSET', k.acct, 'ckpt_id', exported, 'ckpt_balance', fields['balance'], 'ckpt_held', fields['held'])
+  redis.call('HINCRBY', k.acct, 'ckpt_count', removed)
+  return reply(a, 'ok', '', exported, '', removed)
+end)
