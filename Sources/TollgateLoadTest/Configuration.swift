@@ -8,7 +8,7 @@ public enum Workload: String, Sendable, Hashable, CaseIterable {
     case stream
     /// `calls`, all on one account.
     case hot
-    /// Calls and streams with top-ups, coupon redemptions (when the target has coupons) and
+    /// Calls and streams with top-ups, coupon redemptions and
     /// calls that limits refuse (a rate-limited key, an account without credit).
     case mixed
 }

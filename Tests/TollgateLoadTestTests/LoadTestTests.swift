@@ -32,6 +32,7 @@ struct InProcessLoadTests {
             #expect(report.denied["rate_limited"] ?? 0 > 0)
             #expect(report.denied["insufficient_credit"] ?? 0 > 0)
             #expect(report.calls["topup"] ?? 0 > 0)
+            #expect(report.redemptions > 0)
             #expect(report.streams > 0)
         case .hot:
             #expect(report.books.accountsChecked == 1)
@@ -123,6 +124,7 @@ struct HTTPLoadTests {
             if workload == .mixed {
                 let denied = try #require(json["denied"] as? [String: Int])
                 #expect(denied["rate_limited"] ?? 0 > 0)
+                #expect((json["redemptions"] as? Int ?? 0) > 0)
             }
         }
         try await server.stop()

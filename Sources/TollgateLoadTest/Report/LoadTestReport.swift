@@ -18,6 +18,8 @@ public struct LoadTestReport: Sendable {
     public let calls: [String: Int]
     /// Streams completed.
     public let streams: Int
+    /// Coupons redeemed.
+    public let redemptions: Int
     /// Latency percentiles in milliseconds: p50, p90, p99, p99.9, max, mean.
     public let latency: LatencySummary
     /// The books check.
@@ -44,6 +46,7 @@ public struct LoadTestReport: Sendable {
         self.errorKinds = record.errors
         self.calls = record.calls
         self.streams = record.streams
+        self.redemptions = record.redemptions
         self.books = books
         let histogram = record.latency
         func ms(_ micros: UInt64) -> Double { (Double(micros) / 1000 * 1000).rounded() / 1000 }
@@ -86,7 +89,7 @@ public struct LoadTestReport: Sendable {
         let errorText = errorKinds.isEmpty ? "0" : errorKinds.sorted { $0.key < $1.key }.map { "\($0.key) \(Format.grouped($0.value))" }.joined(separator: ", ")
         lines.append("errors      \(errorText)")
         let callsText = calls.sorted { $0.key < $1.key }.map { "\($0.key) \(Format.grouped($0.value))" }.joined(separator: ", ")
-        lines.append("calls       \(callsText)")
+        lines.append("calls       \(callsText)" + (redemptions > 0 ? " (\(Format.grouped(redemptions)) coupons redeemed)" : ""))
         if books.ok {
             lines.append("books       ok: \(books.accountsChecked) accounts, \(Format.grouped(books.entriesChecked)) ledger entries match the allowed calls; audit clean"
                 + (books.uncertainCalls > 0 ? " (\(books.uncertainCalls) failed calls left out)" : ""))
@@ -102,7 +105,7 @@ extension LoadTestReport: Encodable {
     private enum CodingKeys: String, CodingKey {
         case workload, target, runID = "run_id", pacing, rate, concurrency, accounts, durationSeconds = "duration_s"
         case elapsedSeconds = "elapsed_s", throughput, decisions, latencyMs = "latency_ms", allowed, denied, errors
-        case errorKinds = "error_kinds", calls, streams, booksOK = "books_ok", books
+        case errorKinds = "error_kinds", calls, streams, redemptions, booksOK = "books_ok", books
     }
 
     private struct BooksJSON: Encodable {
@@ -140,6 +143,7 @@ extension LoadTestReport: Encodable {
         try container.encode(errorKinds, forKey: .errorKinds)
         try container.encode(calls, forKey: .calls)
         try container.encode(streams, forKey: .streams)
+        try container.encode(redemptions, forKey: .redemptions)
         try container.encode(books.ok, forKey: .booksOK)
         try container.encode(BooksJSON(ok: books.ok, accounts_checked: books.accountsChecked, entries_checked: books.entriesChecked,
                                        uncertain_calls: books.uncertainCalls, problems: books.problems), forKey: .books)

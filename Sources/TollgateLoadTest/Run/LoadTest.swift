@@ -147,7 +147,12 @@ public struct LoadTest: Sendable {
         return try await target.withSession { (session) async throws(LoadTestError) -> RunPlan in
             let limited = try await Self.makeAccount(session, "\(run)-limited", credit: RunPlan.startingCredit, rateLimit: 1)
             let broke = try await Self.makeAccount(session, "\(run)-broke", credit: nil)
-            let coupons = try await session.createCoupons(amount: Money(micros: 500_000)!, count: 1000) ?? []
+            let coupons: [String]
+            do throws(LoadTestError) {
+                coupons = try await session.createCoupons(amount: Money(micros: 500_000)!, count: 1000)
+            } catch {
+                throw LoadTestError(.setupFailed, "cannot create coupons: \(error.message)")
+            }
             return RunPlan(configuration: configuration, accounts: traffic, limited: limited, broke: broke, coupons: coupons)
         }
     }

@@ -15,6 +15,8 @@ struct WorkerRecord: Sendable {
     var calls: [String: Int] = [:]
     /// Streams completed (hold, reports, settle).
     var streams = 0
+    /// Coupons redeemed.
+    var redemptions = 0
     /// What was applied, for the books check.
     var books = Books()
 
@@ -45,6 +47,7 @@ struct WorkerRecord: Sendable {
         errors.merge(other.errors, uniquingKeysWith: +)
         calls.merge(other.calls, uniquingKeysWith: +)
         streams += other.streams
+        redemptions += other.redemptions
         books.merge(other.books)
     }
 }

@@ -193,12 +193,20 @@ struct Worker {
             try await session.redeem(account.id, code: code)
         }) {
         case .success(let outcome):
-            if outcome.allowed, let entry = outcome.holdID {
-                // A redemption's ledger entry carries the id the engine gives it.
-                record.books.applied(account.id, entry, net: outcome.amount.micros, required: true)
+            if outcome.allowed {
+                guard let entry = outcome.entryID else {
+                    failed(LoadTestError(.unexpectedResponse, "a redemption without its ledger entry id"))
+                    record.books.uncertainCoupon(account.id)
+                    return
+                }
+                // A redemption's entry has no caller's request id: the books know it by entry id.
+                record.books.applied(account.id, Books.couponKey(entry), net: outcome.amount.micros, required: true)
+                record.redemptions += 1
+            } else {
+                record.denied["coupon_" + (outcome.reason ?? "refused"), default: 0] += 1
             }
         case .failure:
-            break
+            record.books.uncertainCoupon(account.id)
         }
     }
 }

@@ -61,7 +61,7 @@ final class EngineSession: LoadSession {
 
     private static func outcome(_ decision: Decision) -> CallOutcome {
         CallOutcome(allowed: decision.allowed, reason: decision.reason?.rawValue, amount: decision.amount,
-                    holdID: decision.holdID?.description)
+                    holdID: decision.holdID?.description, entryID: decision.entryID)
     }
 
     private static func requestID(_ text: String) throws(LoadTestError) -> RequestID {
@@ -124,17 +124,20 @@ final class EngineSession: LoadSession {
         })
     }
 
-    func createCoupons(amount: Money, count: Int) async throws(LoadTestError) -> [String]? {
-        nil
+    func createCoupons(amount: Money, count: Int) async throws(LoadTestError) -> [String] {
+        let expires = engine.clock.nowMilliseconds() + 3_600_000
+        return try await call { () async throws(TollgateError) in
+            try await engine.createCoupons(amount: amount, count: count, expires: expires).codes
+        }
     }
 
     func redeem(_ id: AccountID, code: String) async throws(LoadTestError) -> CallOutcome {
-        throw LoadTestError(.invalidConfiguration, "this build's engine has no coupons")
+        Self.outcome(try await call { () async throws(TollgateError) in try await engine.redeemCoupon(id, code: code).decision })
     }
 
     func ledger(_ id: AccountID, cursor: String?) async throws(LoadTestError) -> (records: [LedgerRecord], next: String?) {
         let page = try await call { () async throws(TollgateError) in try await engine.ledger(id, limit: 10_000, cursor: cursor) }
-        return (page.entries.map { LedgerRecord(requestID: $0.requestID, kind: $0.kind.rawValue, amount: $0.amount) }, page.nextCursor)
+        return (page.entries.map { LedgerRecord(id: $0.id, requestID: $0.requestID, kind: $0.kind.rawValue, amount: $0.amount) }, page.nextCursor)
     }
 
     func auditProblems(_ ids: [AccountID]) async throws(LoadTestError) -> [String] {

@@ -247,12 +247,27 @@ final class HTTPSession: LoadSession {
         return try Self.outcome(try await json(.POST, "/v1/accounts/\(Self.segment(id.rawValue))/credits", .admin, body: body))
     }
 
-    func createCoupons(amount: Money, count: Int) async throws(LoadTestError) -> [String]? {
-        nil
+    func createCoupons(amount: Money, count: Int) async throws(LoadTestError) -> [String] {
+        let expires = ISO8601DateFormatter().string(from: Date().addingTimeInterval(3600))
+        let body = "{\"amount\":\(Self.quote(amount.description)),\"count\":\(count),\"max_redemptions\":1,\"expires\":\(Self.quote(expires))}"
+        let object = try await json(.POST, "/v1/coupons", .admin, body: body)
+        guard let codes = object["codes"] as? [String] else { throw LoadTestError(.unexpectedResponse, "coupons created without codes") }
+        return codes
     }
 
     func redeem(_ id: AccountID, code: String) async throws(LoadTestError) -> CallOutcome {
-        throw LoadTestError(.invalidConfiguration, "this server has no coupons")
+        let path = "/v1/accounts/\(Self.segment(id.rawValue))/redeem"
+        let (status, buffer) = try await send(.POST, path, .admin, body: "{\"code\":\(Self.quote(code))}")
+        let object = try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any]
+        if status == 200, let object {
+            return CallOutcome(allowed: object["redeemed"] as? Bool ?? false, amount: Self.money(object["amount"]),
+                               entryID: object["entry_id"] as? String)
+        }
+        // A refused code (422 invalid, expired, exhausted, already_redeemed; 429) is a denial.
+        if status == 422 || status == 429, let code = (object?["error"] as? [String: Any])?["code"] as? String {
+            return CallOutcome(allowed: false, reason: code)
+        }
+        throw LoadTestError(.requestFailed, "POST \(path): HTTP \(status): \(String(buffer: buffer).prefix(200))")
     }
 
     func ledger(_ id: AccountID, cursor: String?) async throws(LoadTestError) -> (records: [LedgerRecord], next: String?) {
@@ -263,7 +278,7 @@ final class HTTPSession: LoadSession {
             throw LoadTestError(.unexpectedResponse, "a ledger page without entries")
         }
         let records = entries.map {
-            LedgerRecord(requestID: $0["request_id"] as? String ?? "", kind: $0["kind"] as? String ?? "", amount: Self.money($0["amount"]))
+            LedgerRecord(id: $0["id"] as? String ?? "", requestID: $0["request_id"] as? String ?? "", kind: $0["kind"] as? String ?? "", amount: Self.money($0["amount"]))
         }
         return (records, object["next_cursor"] as? String)
     }

@@ -11,18 +11,23 @@ public struct CallOutcome: Sendable, Hashable {
     public var amount: Money
     /// The hold made by an `authorize` in hold mode.
     public var holdID: String?
+    /// The ledger entry written (a coupon redemption's, which has no caller's request id).
+    public var entryID: String?
 
     /// An outcome.
-    public init(allowed: Bool, reason: String? = nil, amount: Money = .zero, holdID: String? = nil) {
+    public init(allowed: Bool, reason: String? = nil, amount: Money = .zero, holdID: String? = nil, entryID: String? = nil) {
         self.allowed = allowed
         self.reason = reason
         self.amount = amount
         self.holdID = holdID
+        self.entryID = entryID
     }
 }
 
 /// One ledger entry, as the books check reads it.
 public struct LedgerRecord: Sendable, Hashable {
+    /// The entry's id.
+    public var id: String
     /// The request id that wrote it.
     public var requestID: String
     /// `debit`, `hold`, `capture`, `topup`, ...
@@ -31,7 +36,8 @@ public struct LedgerRecord: Sendable, Hashable {
     public var amount: Money
 
     /// A record.
-    public init(requestID: String, kind: String, amount: Money) {
+    public init(id: String, requestID: String, kind: String, amount: Money) {
+        self.id = id
         self.requestID = requestID
         self.kind = kind
         self.amount = amount
@@ -74,9 +80,9 @@ public protocol LoadSession: AnyObject {
     func setKeyRateLimit(keyID: String, perSecond: Int64) async throws(LoadTestError)
     /// Tops an account up.
     func credit(_ id: AccountID, amount: Money, requestID: String) async throws(LoadTestError) -> CallOutcome
-    /// Issues single-use coupon codes worth `amount`; nil when the target has no coupons.
-    func createCoupons(amount: Money, count: Int) async throws(LoadTestError) -> [String]?
-    /// Redeems a coupon on an account.
+    /// Issues single-use coupon codes worth `amount`, valid for an hour.
+    func createCoupons(amount: Money, count: Int) async throws(LoadTestError) -> [String]
+    /// Redeems a coupon on an account; a refused code is a denial with the reason.
     func redeem(_ id: AccountID, code: String) async throws(LoadTestError) -> CallOutcome
     /// One page of an account's ledger (newest first) and the cursor of the next.
     func ledger(_ id: AccountID, cursor: String?) async throws(LoadTestError) -> (records: [LedgerRecord], next: String?)

@@ -16,7 +16,7 @@ struct LoadtestCommand: AsyncParsableCommand {
 
             Workloads: calls (one debit per request across --accounts, --skew uniform|zipf), \
             stream (hold, --reports token batches, settle), hot (one account), mixed (calls, \
-            streams, top-ups, coupon redemptions where the target has coupons, calls refused by \
+            streams, top-ups, coupon redemptions (1,000 single-use codes of 0.5), calls refused by \
             a rate limit and by a lack of credit).
 
             Without --rate: a closed loop of --concurrency workers. With --rate R: an open loop, \
