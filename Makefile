@@ -6,9 +6,9 @@ export PATH := $(PATH):/opt/swift/usr/bin
 DATA_DIR   ?= .tollgate
 PORT       ?= 8080
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := redis-server redis-tools libhiredis-dev pkg-config nginx-light
+APT_PACKAGES := redis-server redis-tools libhiredis-dev pkg-config nginx-light chromium chromium-driver python3-selenium
 
-.PHONY: run test deps build release bench bench-check bench-thresholds compare compare-debit lua-cost http-bench clean
+.PHONY: run test deps build release bench bench-check bench-thresholds compare compare-debit lua-cost http-bench report-memory stream-bench clean
 
 ## deps: install the Debian packages Tollgate builds and tests with, if any is missing.
 deps:
@@ -71,6 +71,16 @@ lua-cost: deps
 http-bench: deps
 	@command -v wrk >/dev/null || { $(SUDO) apt-get install -y -qq wrk; }
 	Benchmarks/http-bench
+
+## report-memory: stream a transaction report over 1,000,000 ledger entries and print the
+## server's resident memory (flat: it does not grow with the report).
+report-memory: deps
+	Benchmarks/report-memory
+
+## stream-bench: debit-to-subscriber latency (p50/p99) with 1 and 1,000 SSE subscribers, events/s delivered.
+stream-bench: release
+	Benchmarks/stream-latency --subscribers 1 --debits 300 --binary "$$($(SWIFT) build -c release --show-bin-path)/tollgate"
+	Benchmarks/stream-latency --subscribers 1000 --debits 300 --binary "$$($(SWIFT) build -c release --show-bin-path)/tollgate"
 
 clean:
 	rm -rf .build

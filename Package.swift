@@ -10,11 +10,13 @@ let package = Package(
         .library(name: "TollgateCore", targets: ["TollgateCore"]),
         .library(name: "TollgateTestSupport", targets: ["TollgateTestSupport"]),
         .library(name: "TollgateLoadTest", targets: ["TollgateLoadTest"]),
+        .library(name: "TollgatePayments", targets: ["TollgatePayments"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
@@ -50,19 +52,31 @@ let package = Package(
             ],
             plugins: ["EmbedLua"]
         ),
+        // Payment providers (MoonPay, AlchemyPay): checkout URLs, webhook verification, token
+        // rates and deposit addresses. Pure Swift: no Redis, no HTTP.
+        .target(
+            name: "TollgatePayments",
+            dependencies: [
+                "TollgateCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         // The HTTP service: gateway and admin JSON API, nginx/Envoy check, auth, metrics,
         // the embedded redis-server.
         .target(
             name: "TollgateServer",
             dependencies: [
                 "TollgateCore",
+                "TollgatePayments",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            resources: [.copy("Resources/openapi.json")]
+            resources: [.copy("Resources/openapi.json"), .copy("Resources/dashboard")]
         ),
         // `tollgate loadtest`: workloads, the HTTP and in-process drivers, the open/closed loop
         // scheduler, the latency recorder, the books check and the report.
@@ -83,6 +97,7 @@ let package = Package(
                 "TollgateCore",
                 "TollgateServer",
                 "TollgateLoadTest",
+                "TollgatePayments",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -101,7 +116,15 @@ let package = Package(
         ),
         .testTarget(
             name: "TollgateServerTests",
-            dependencies: ["TollgateCore", "TollgateTestSupport"]
+            dependencies: [
+                "TollgateCore", "TollgateRedis", "TollgateTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+            ]
+        ),
+        .testTarget(
+            name: "TollgatePaymentsTests",
+            dependencies: ["TollgatePayments", "TollgateCore"]
         ),
         .testTarget(
             name: "TollgateLoadTestTests",

@@ -10,7 +10,8 @@
 -- and keys derived from the account key's prefix 'tg:{a:ID}:' (same hash tag, same slot, I7):
 --   grants     hash: grant seq -> what is left of it      grantexp  sorted set: grant seq by expiry
 --   payments   stream: the credit entries of the ledger (topup, deposit, coupon, grant,
---              adjustment, and expiries of grants), same ids, for the payment history
+--              adjustment, and expiries of grants), same ids, for the payment history; and
+--              deposits' pending and failed notes (amount 0, no ledger entry)
 --   u:h:<hour> u:d:<day> u:m:<month>   hashes of usage aggregates: 'c|meter|model|key' cost and
 --              'q|meter|model|key' quantity of the debits, captures and refunds in that period
 --   deposits   hash: deposit id -> msgpack record      ptx  set of provider transaction ids seen

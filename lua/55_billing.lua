@@ -94,6 +94,19 @@ redis.register_function('coupon_redeem', function(keys, args)
   return r
 end)
 
+-- Notes a deposit's change of status in the payment history (not the ledger: the balance does
+-- not change). Ids stay above every ledger id so far, and the next ledger entry goes to the
+-- next millisecond, so a ledger id copied into the history can never meet a note's id.
+local function note_deposit(k, a, now, id, status)
+  local ms = now
+  if a.lms > ms then ms = a.lms end
+  redis.call('XADD', k.payments, fmt(ms) .. '-*', 'kind', 'deposit', 'amount', '0', 'balance', fmt(a.balance),
+    'held', fmt(a.held), 'held_delta', '0', 'time', fmt(now), 'request_id', 'deposit:' .. id, 'hold', '',
+    'ref', id, 'status', status)
+  a.lms = ms + 1
+  redis.call('HSET', k.acct, 'lms', fmt(ms + 1))
+end
+
 -- deposit_create(deposit_id, credits, token, token_amount, provider)
 -- A pending deposit, kept in the account's slot: hash 'dep:<id>' and the 'deposits' index.
 redis.register_function('deposit_create', function(keys, args)
@@ -109,6 +122,7 @@ redis.register_function('deposit_create', function(keys, args)
   redis.call('HSET', key, 'status', 'pending', 'credits', fmt(credits), 'token', token,
     'token_amount', token_amount, 'provider', provider, 'created', fmt(now))
   redis.call('ZADD', k.deposits, fmt(now), id)
+  note_deposit(k, a, now, id, 'pending')
   return reply(a, 'ok', '', '', '', credits)
 end)
 
@@ -136,7 +150,10 @@ redis.register_function('deposit_complete', function(keys, args)
   end
   if d[1] == 'completed' then return denied(a, 'deposit_already_completed') end
   if status == 'failed' then
-    if d[1] == 'pending' then redis.call('HSET', key, 'status', 'failed', 'provider_tx', tx, 'updated', fmt(now)) end
+    if d[1] == 'pending' then
+      redis.call('HSET', key, 'status', 'failed', 'provider_tx', tx, 'updated', fmt(now))
+      note_deposit(k, a, now, id, 'failed')
+    end
     redis.call('SADD', k.ptx, seen)
     return reply(a, 'ok', '', '', '', 0)
   end
@@ -148,8 +165,8 @@ redis.register_function('deposit_complete', function(keys, args)
   local flagged = credits ~= tonumber(d[3])
   expire_due(k, a, now, periods)
   a.balance = redis.call('HINCRBY', k.acct, 'balance', fmt(credits))
-  local extra = { 'ref', id }
-  if flagged then extra[3] = 'flag'; extra[4] = 'amount_mismatch' end
+  local extra = { 'ref', id, 'status', 'completed' }
+  if flagged then extra[5] = 'flag'; extra[6] = 'amount_mismatch' end
   local entry = append_ledger(k, a, now, 'deposit', credits, 0, 'deposit:' .. id, '', nil, extra)
   redis.call('HSET', key, 'status', 'completed', 'provider_tx', tx, 'credited', fmt(credits),
     'received', received, 'flagged', flagged and '1' or '0', 'entry', entry, 'updated', fmt(now))

@@ -29,7 +29,7 @@ struct CLITests {
         let cli = try await CLI()
         #expect(try await cli.run("account", "create", "acme", "--credit-limit", "2.5").status == 0)
         let shown = try #require(try await cli.json("account", "show", "acme", "--json") as? [String: String])
-        #expect(shown == ["id": "acme", "status": "active", "balance": "0", "held": "0", "available": "0", "credit_limit": "2.5"])
+        #expect(shown == ["id": "acme", "status": "active", "balance": "0", "paid": "0", "promotional": "0", "held": "0", "available": "0", "credit_limit": "2.5"])
         let again = try await cli.run("account", "create", "acme")
         #expect(again.status == 1 && again.stderr.contains("account_exists"))
         #expect(try await cli.run("account", "freeze", "acme").stdout.contains("frozen"))
@@ -150,5 +150,43 @@ struct CLITests {
         for word in ["account", "credit", "debit", "hold", "capture", "release", "ledger", "audit", "Exit codes"] {
             #expect(result.stdout.contains(word), "\(word)")
         }
+    }
+}
+
+@Suite("tollgate CLI: billing verbs")
+struct BillingCLITests {
+    @Test("coupon create --json, coupon redeem, grant, usage, report --csv, deposits, ledger archive; bad input exits 2")
+    func billingVerbs() async throws {
+        let cli = try await CLI()
+        #expect(try await cli.run("account", "create", "bill").status == 0)
+        #expect(try await cli.run("credit", "bill", "10", "--id", "t1").status == 0)
+        let created = try #require(try await cli.json("coupon", "create", "--amount", "2", "--count", "3", "--expires", "2099-01-01", "--json") as? [String: Any])
+        let codes = try #require(created["codes"] as? [String])
+        #expect(codes.count == 3)
+        let redeemed = try await cli.run("coupon", "redeem", "bill", codes[0])
+        #expect(redeemed.status == 0 && redeemed.stdout.contains("redeemed: 2"))
+        let twice = try await cli.run("coupon", "redeem", "bill", codes[0])
+        #expect(twice.status == 3 && twice.stdout.contains("already"))
+        #expect(try await cli.run("grant", "bill", "1.5", "--expires", "2099-01-01T00:00:00Z", "--id", "g1").status == 0)
+        #expect(try await cli.run("grant", "bill", "1.5", "--expires", "next week", "--id", "g2").status == 2)
+        #expect(try await cli.run("debit", "bill", "4", "--id", "d1").status == 0)
+        let shown = try #require(try await cli.json("account", "show", "bill", "--json") as? [String: String])
+        #expect(shown["balance"] == "9.5" && shown["promotional"] == "0" && shown["paid"] == "9.5")
+        let usage = try await cli.run("usage", "bill", "--from", "2020-01-01", "--by", "meter,day", "--csv")
+        #expect(usage.status == 0 && usage.stdout.contains("totals,,,,4,0"))
+        let report = try await cli.run("report", "bill", "--from", "2020-01-01", "--csv")
+        #expect(report.status == 0)
+        let lines = report.stdout.split(separator: "\r\n")
+        #expect(lines.first?.hasPrefix("time,entry_id,kind,credit,debit,balance") == true)
+        #expect(lines.last?.contains(",totals,13.5,4,9.5,") == true)
+        #expect(try await cli.run("deposits", "bill").stdout.contains("no deposits"))
+        let archive = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-archive-\(UUID().uuidString).jsonl")
+        defer { try? FileManager.default.removeItem(at: archive) }
+        let archived = try await cli.run("ledger", "archive", "--before", "2099-01-01", "--to", archive.path, "--account", "bill")
+        #expect(archived.status == 0 && archived.stdout.contains("archived 4 entries"))
+        let exported = try String(contentsOf: archive, encoding: .utf8).split(separator: "\n")
+        #expect(exported.count == 4 && exported.allSatisfy { $0.contains("\"account\":\"bill\"") })
+        #expect(try await cli.run("audit").status == 0)
+        #expect(try await cli.run("ledger", "bill").stdout.isEmpty)
     }
 }

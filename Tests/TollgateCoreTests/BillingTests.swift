@@ -155,6 +155,12 @@ struct BillingTests {
         #expect(try await f.engine.deposit(failing.id).status == .failed)
         #expect(try await f.engine.deposits(id).map(\.id) == [failing.id, deposit.id])
         #expect(try await f.engine.account(id).balance == money("49.5"))
+        // The payment history shows each deposit with its status, newest first.
+        let history = try await f.engine.payments(id, kinds: [.deposit])
+        #expect(history.entries.map { "\($0.reference ?? "")=\($0.status ?? "")" } == [
+            "\(failing.id)=failed", "\(failing.id)=pending", "\(deposit.id)=completed", "\(deposit.id)=pending",
+        ])
+        #expect(history.entries.map(\.amount) == [.zero, .zero, money("49.5"), .zero])
         #expect(try await f.engine.audit().isClean)
     }
 

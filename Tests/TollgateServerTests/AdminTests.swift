@@ -12,7 +12,7 @@ struct AdminTests {
             #expect(created.status == 201)
             #expect(created.header("Location") == "/v1/accounts/acme")
             #expect(created.header("Content-Type") == "application/json")
-            let fresh: JSONValue = ["id": "acme", "status": "active", "balance": "0", "held": "0", "available": "0", "credit_limit": "2.5"]
+            let fresh: JSONValue = ["id": "acme", "status": "active", "balance": "0", "paid": "0", "promotional": "0", "held": "0", "available": "0", "credit_limit": "2.5"]
             #expect(created.value == fresh)
             #expect(try await s.show("acme") == fresh)
 
@@ -27,7 +27,7 @@ struct AdminTests {
             #expect(topup.status == 200)
             let entry = try #require(topup.value["entry_id"]?.string)
             #expect(topup.value == [
-                "allowed": true, "reason": nil, "retry_after_ms": nil, "cost": "10", "amount": "10",
+                "allowed": true, "reason": nil, "retry_after_ms": nil, "promotional": "0", "cost": "10", "amount": "10",
                 "account": "acme", "balance": "10", "held": "0", "available": "10", "status": "active",
                 "entry_id": .string(entry), "hold_id": nil, "replayed": false, "limits": [],
             ])
@@ -39,7 +39,7 @@ struct AdminTests {
             #expect(grant.status == 200 && grant.value["balance"] == "10.000001")
             let adjustment = try await s.admin("POST", "/v1/accounts/acme/credits", ["amount": "-0.5", "request_id": "a1", "kind": "adjustment"])
             #expect(adjustment.status == 200 && adjustment.value["balance"] == "9.500001" && adjustment.value["amount"] == "-0.5")
-            #expect(try await s.show("acme") == fresh.with(["balance": "9.500001", "available": "9.500001"]))
+            #expect(try await s.show("acme") == fresh.with(["balance": "9.500001", "paid": "9.5", "promotional": "0.000001", "available": "9.500001"]))
 
             let kinds = try await s.admin("GET", "/v1/accounts/acme/ledger")
             #expect(kinds.value["entries"]?.array?.map { $0["kind"] } == ["adjustment", "grant", "topup"])

@@ -29,12 +29,17 @@ struct AuthorizationMatrixTests {
         let access: Access
         /// The status of an allowed call.
         let success: Int
+        /// A different body for some callers: where each allowed call needs its own (one coupon
+        /// code each, as an account redeems a code once).
+        var bodies: [Caller: [String: Any]] = [:]
         var description: String { "\(method) \(path)" }
     }
 
     @Test("every route × {no token, unknown token, admin, service, this account's token, another account's token}")
     func matrix() async throws {
-        try await E2EServer.with { s in
+        // A deposit address, so deposits can be started; a MoonPay webhook key, so webhooks are verified.
+        let environment = ["TOLLGATE_DEPOSIT_ADDRESS_USDT": "TRON:TXYZ123", "TOLLGATE_MOONPAY_WEBHOOK_KEY": "whkey"]
+        try await E2EServer.with(environment: environment) { s in
             try await s.price("api_call", "0.01")
             try await s.account("acme", credit: "10")
             try await s.account("other", credit: "10")
@@ -54,7 +59,12 @@ struct AuthorizationMatrixTests {
                                                   "usage": [["meter": "api_call", "quantity": 1]]])
                 holds.append(try #require(hold["hold_id"]?.string))
             }
+            // A coupon code for each allowed redemption (admin, acme's own token).
+            let coupons = try await s.admin("POST", "/v1/coupons", ["amount": "1", "count": 2, "expires": "2099-01-01"])
+            let codes = coupons.value["codes"]?.array?.compactMap(\.string) ?? []
+            try #require(coupons.status == 201 && codes.count == 2, "\(coupons)")
             let usage: [[String: Any]] = [["meter": "api_call", "quantity": 1]]
+            let deposit: [String: Any] = ["amount": "5", "token": "USDT", "provider": "moonpay"]
             let routes: [Route] = [
                 Route(method: "POST", path: "/v1/authorize", body: ["account": "acme", "request_id": "m-auth", "usage": usage], access: .service, success: 200),
                 Route(method: "POST", path: "/v1/holds/\(holds[0])/report", body: ["request_id": "m-report", "usage": usage], access: .service, success: 200),
@@ -75,6 +85,19 @@ struct AuthorizationMatrixTests {
                 Route(method: "GET", path: "/v1/accounts/acme/ledger", body: nil, access: .adminOrOwn, success: 200),
                 Route(method: "GET", path: "/v1/audit", body: nil, access: .admin, success: 200),
                 Route(method: "POST", path: "/v1/accounts/acme/tokens", body: nil, access: .admin, success: 201),
+                Route(method: "POST", path: "/v1/coupons", body: ["amount": "1", "expires": "2099-01-01"], access: .admin, success: 201),
+                Route(method: "POST", path: "/v1/accounts/acme/redeem", body: ["code": codes[0]], access: .adminOrOwn, success: 200,
+                      bodies: [.admin: ["code": codes[0]], .own: ["code": codes[1]]]),
+                Route(method: "POST", path: "/v1/accounts/acme/grants", body: ["amount": "1", "expires": "2099-01-01", "request_id": "m-grant"],
+                      access: .admin, success: 200),
+                Route(method: "GET", path: "/v1/accounts/acme/payments", body: nil, access: .adminOrOwn, success: 200),
+                Route(method: "GET", path: "/v1/accounts/acme/usage?by=meter,day", body: nil, access: .adminOrOwn, success: 200),
+                Route(method: "GET", path: "/v1/accounts/acme/reports/transactions.csv", body: nil, access: .adminOrOwn, success: 200),
+                Route(method: "GET", path: "/v1/accounts/acme/reports/transactions.json", body: nil, access: .adminOrOwn, success: 200),
+                Route(method: "GET", path: "/v1/accounts/acme/reports/usage.csv", body: nil, access: .adminOrOwn, success: 200),
+                Route(method: "GET", path: "/v1/accounts/acme/reports/usage.json", body: nil, access: .adminOrOwn, success: 200),
+                Route(method: "POST", path: "/v1/accounts/acme/deposits", body: deposit, access: .adminOrOwn, success: 201),
+                Route(method: "GET", path: "/v1/accounts/acme/deposits", body: nil, access: .adminOrOwn, success: 200),
                 Route(method: "GET", path: "/healthz", body: nil, access: .open, success: 200),
                 Route(method: "GET", path: "/readyz", body: nil, access: .open, success: 200),
                 Route(method: "GET", path: "/metrics", body: nil, access: .open, success: 200),
@@ -96,7 +119,7 @@ struct AuthorizationMatrixTests {
                 // state it expects (and a refused call has nothing to undo).
                 let order = Caller.allCases.sorted { (expected(route, $0) >= 400 ? 0 : 1) < (expected(route, $1) >= 400 ? 0 : 1) }
                 for caller in order {
-                    let response = try await s.request(route.method, route.path, token: tokens[caller], route.body)
+                    let response = try await s.request(route.method, route.path, token: tokens[caller], route.bodies[caller] ?? route.body)
                     let want = expected(route, caller)
                     if response.status != want {
                         mismatches.append("\(route) as \(caller): \(response.status), expected \(want): \(response.text.prefix(200))")
@@ -122,6 +145,17 @@ struct AuthorizationMatrixTests {
                 }
             }
 
+            // A provider's webhook takes no bearer token: whatever token comes along, an unsigned
+            // delivery is refused by its signature (401 missing_signature), and changes nothing.
+            let event = Array(#"{"type":"transaction_updated","data":{"id":"m-tx","status":"completed","externalTransactionId":"dep_x.YWNtZQ","quoteCurrencyAmount":5,"currency":{"code":"usdt_trx"}}}"#.utf8)
+            for caller in Caller.allCases {
+                var headers = [("Content-Type", "application/json")]
+                if let token = tokens[caller] { headers.append(("Authorization", "Bearer \(token)")) }
+                let response = try await s.http.send("POST", "/v1/webhooks/moonpay", headers: headers, body: event)
+                #expect(response.status == 401 && response.errorCode == "missing_signature", "as \(caller): \(response)")
+                #expect(response.header("WWW-Authenticate") == nil, "as \(caller)")
+            }
+
             // Refused calls changed nothing: the only changes are the allowed ones.
             let account = try await s.show("acme")
             #expect(account["status"] == "active")
@@ -129,6 +163,12 @@ struct AuthorizationMatrixTests {
             #expect(try await s.admin("GET", "/v1/accounts/acme/keys").value.array?.count == 4)
             let entries = try await s.admin("GET", "/v1/accounts/acme/ledger?limit=100").value["entries"]?.array ?? []
             #expect(entries.filter { $0["request_id"] == "m-credit" }.count == 1)
+            #expect(entries.filter { $0["request_id"] == "m-grant" }.count == 1)
+            #expect(entries.filter { $0["kind"] == "coupon" }.count == 2)
+            #expect(entries.filter { $0["kind"] == "deposit" }.isEmpty)
+            let deposits = try await s.admin("GET", "/v1/accounts/acme/deposits").value["deposits"]?.array ?? []
+            #expect(deposits.count == 2 && deposits.allSatisfy { $0["status"] == "pending" }, "\(deposits)")
+            #expect(try await s.admin("GET", "/v1/accounts/other/deposits").value["deposits"]?.array?.isEmpty == true)
             #expect(entries.filter { $0["request_id"] == "m-auth" }.count == 1)
             #expect(entries.filter { $0["request_id"]?.string?.hasPrefix("m-check-") == true }.count == 1)
         }

@@ -112,7 +112,7 @@ struct ErrorTests {
             Self.expectError(try await s.admin("PUT", "/v1/keys/key_TOOSHORT/limits", ["rpm": 1]), 400, "invalid_argument")
 
             // None of it changed anything.
-            #expect(try await s.show("acme") == ["id": "acme", "status": "active", "balance": "10", "held": "0", "available": "10", "credit_limit": "0"])
+            #expect(try await s.show("acme") == ["id": "acme", "status": "active", "balance": "10", "paid": "10", "promotional": "0", "held": "0", "available": "10", "credit_limit": "0"])
             #expect(try await s.admin("GET", "/v1/accounts/acme/ledger").value["entries"]?.array?.count == 1)
             #expect(try await s.admin("GET", "/v1/audit").value["accounts_checked"] == 1)
         }
@@ -153,7 +153,8 @@ struct ErrorTests {
             Self.expectError(try await s.service("POST", "/v1/authorize", ["account": "nobody", "request_id": "x", "usage": [["meter": "api_call", "quantity": 1]]]),
                              404, "account_not_found")
             Self.expectError(try await s.admin("GET", "/v1/nothing"), 404, "not_found")
-            Self.expectError(try await s.http.send("GET", "/"), 404, "not_found")
+            Self.expectError(try await s.http.send("GET", "/nothing"), 404, "not_found")
+            Self.expectError(try await s.http.send("GET", "/dashboard/nothing.js"), 404, "not_found")
             Self.expectError(try await s.admin("DELETE", "/v1/accounts/acme"), 404, "not_found")
 
             Self.expectError(try await s.admin("POST", "/v1/accounts", ["id": "acme"]), 409, "account_exists")

@@ -17,7 +17,7 @@ struct GatewayTests {
             let debit = try await s.authorize(["key": key.secret, "request_id": "r1", "usage": [["meter": "api_call", "quantity": 1]]])
             let entry = try #require(debit["entry_id"]?.string)
             #expect(debit == [
-                "allowed": true, "reason": nil, "retry_after_ms": nil, "cost": "0.5", "amount": "0.5",
+                "allowed": true, "reason": nil, "retry_after_ms": nil, "promotional": "0", "cost": "0.5", "amount": "0.5",
                 "account": "acme", "balance": "9.5", "held": "0", "available": "9.5", "status": "active",
                 "entry_id": .string(entry), "hold_id": nil, "replayed": false, "limits": [],
             ])
@@ -36,7 +36,7 @@ struct GatewayTests {
             let expires = try #require(hold["hold_expires_at"]?.int)
             #expect(expires > 1_700_000_000_000)
             #expect(hold.without("entry_id", "hold_expires_at") == [
-                "allowed": true, "reason": nil, "retry_after_ms": nil, "cost": "0.00018", "amount": "0.00018",
+                "allowed": true, "reason": nil, "retry_after_ms": nil, "promotional": "0", "cost": "0.00018", "amount": "0.00018",
                 "account": "acme", "balance": "9.5", "held": "0.00018", "available": "9.49982", "status": "active",
                 "hold_id": .string(holdID), "replayed": false, "limits": [],
             ])
@@ -46,7 +46,7 @@ struct GatewayTests {
                                              ["request_id": "h1-b1", "usage": [["meter": "tokens.input", "model": "m", "quantity": 1000]]])
             #expect(report.status == 200)
             #expect(report.value.without("entry_id") == [
-                "allowed": true, "reason": nil, "retry_after_ms": nil, "cost": "0.00015", "amount": "0.00015",
+                "allowed": true, "reason": nil, "retry_after_ms": nil, "promotional": "0", "cost": "0.00015", "amount": "0.00015",
                 "account": "acme", "balance": "9.49985", "held": "0.00003", "available": "9.49982", "status": "active",
                 "hold_id": .string(holdID), "captured_on_hold": "0.00015", "replayed": false, "limits": [],
             ])
@@ -55,7 +55,7 @@ struct GatewayTests {
                                              ["request_id": "h1-s", "usage": [["meter": "tokens.input", "model": "m", "quantity": 2000]]])
             #expect(settle.status == 200)
             #expect(settle.value.without("entry_id") == [
-                "allowed": true, "reason": nil, "retry_after_ms": nil, "cost": "0.0003", "amount": "0.0003",
+                "allowed": true, "reason": nil, "retry_after_ms": nil, "promotional": "0", "cost": "0.0003", "amount": "0.0003",
                 "account": "acme", "balance": "9.4997", "held": "0", "available": "9.4997", "status": "active",
                 "hold_id": .string(holdID), "captured_on_hold": "0.0003", "replayed": false, "limits": [],
             ])
@@ -72,7 +72,7 @@ struct GatewayTests {
             let release = try await s.http.send("POST", "/v1/holds/\(secondID)/release", headers: [("Authorization", "Bearer \(E2ETokens.service)")])
             #expect(release.status == 200, "\(release)")
             #expect(release.value.without("entry_id") == [
-                "allowed": true, "reason": nil, "retry_after_ms": nil, "cost": "1", "amount": "1",
+                "allowed": true, "reason": nil, "retry_after_ms": nil, "promotional": "0", "cost": "1", "amount": "1",
                 "account": "acme", "balance": "9.4997", "held": "0", "available": "9.4997", "status": "active",
                 "hold_id": .string(secondID), "captured_on_hold": "0", "replayed": false, "limits": [],
             ])

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Testing
 import TollgateTestSupport
@@ -27,11 +28,51 @@ struct OpenAPITests {
         "GET /v1/accounts/{id}/ledger": ["adminToken", "accountToken"],
         "GET /v1/audit": ["adminToken"],
         "POST /v1/accounts/{id}/tokens": ["adminToken"],
+        "POST /v1/coupons": ["adminToken"],
+        "POST /v1/accounts/{id}/redeem": ["adminToken", "accountToken"],
+        "POST /v1/accounts/{id}/grants": ["adminToken"],
+        "GET /v1/accounts/{id}/payments": ["adminToken", "accountToken"],
+        "GET /v1/accounts/{id}/usage": ["adminToken", "accountToken"],
+        "GET /v1/accounts/{id}/reports/transactions.csv": ["adminToken", "accountToken"],
+        "GET /v1/accounts/{id}/reports/transactions.json": ["adminToken", "accountToken"],
+        "GET /v1/accounts/{id}/reports/usage.csv": ["adminToken", "accountToken"],
+        "GET /v1/accounts/{id}/reports/usage.json": ["adminToken", "accountToken"],
+        "POST /v1/accounts/{id}/deposits": ["adminToken", "accountToken"],
+        "GET /v1/accounts/{id}/deposits": ["adminToken", "accountToken"],
+        // No bearer token: the provider's signature authenticates a webhook.
+        "POST /v1/webhooks/{provider}": [],
         "GET /healthz": [],
         "GET /readyz": [],
         "GET /metrics": [],
         "GET /openapi.json": [],
+        // Live streams and the dashboard.
+        "GET /v1/accounts/{id}/events": ["adminToken", "accountToken"],
+        "GET /v1/accounts/{id}/ws": ["adminToken", "accountToken"],
+        "GET /v1/events": ["adminToken"],
+        "PUT /v1/accounts/{id}/alerts": ["adminToken", "accountToken"],
+        "GET /v1/whoami": ["adminToken", "serviceToken", "accountToken"],
+        "GET /v1/accounts": ["adminToken"],
+        "GET /": [],
     ]
+
+    /// What the contract test's server is started with: a USDT deposit address and a MoonPay
+    /// webhook key (AlchemyPay stays unconfigured).
+    static let webhookKey = "whkey"
+    static let environment = ["TOLLGATE_DEPOSIT_ADDRESS_USDT": "TRON:TXYZ123", "TOLLGATE_MOONPAY_WEBHOOK_KEY": webhookKey]
+
+    /// Headers of a MoonPay webhook: `Moonpay-Signature-V2: t=<unix seconds>,s=<lowercase hex
+    /// HMAC-SHA256(key, "<t>.<raw body>")>`, computed here with swift-crypto.
+    static func moonPayHeaders(_ body: [UInt8], key: String = webhookKey) -> [(String, String)] {
+        let time = Int(Date().timeIntervalSince1970)
+        let mac = HMAC<SHA256>.authenticationCode(for: Array("\(time).".utf8) + body, using: SymmetricKey(data: Array(key.utf8)))
+        let hex = mac.map { String(format: "%02x", $0) }.joined()
+        return [("Content-Type", "application/json"), ("Moonpay-Signature-V2", "t=\(time),s=\(hex)")]
+    }
+
+    /// A MoonPay `transaction_updated` event for `deposit`.
+    static func moonPayEvent(_ deposit: String, status: String = "completed", amount: String = "50", transaction: String = "tx1") -> [UInt8] {
+        Array(#"{"type":"transaction_updated","data":{"id":"\#(transaction)","status":"\#(status)","externalTransactionId":"\#(deposit)","quoteCurrencyAmount":\#(amount),"currency":{"code":"usdt_trx"}}}"#.utf8)
+    }
 
     /// The document as the repository keeps it.
     static func repositoryDocument() throws -> [UInt8] {
@@ -97,7 +138,7 @@ struct OpenAPITests {
 
     @Test("real responses of every route, successes and errors, match the document's response schemas")
     func responsesMatchTheDocument() async throws {
-        try await E2EServer.with(persistentRedis: false) { s in
+        try await E2EServer.with(environment: Self.environment, persistentRedis: false) { s in
             let served = try await s.http.send("GET", "/openapi.json")
             let contract = Contract(document: served.value)
 
@@ -166,6 +207,127 @@ struct OpenAPITests {
             _ = try await call("GET /v1/accounts/{id}", "/v1/accounts/acme", token: accountToken)
             _ = try await call("GET /v1/accounts/{id}/ledger", "/v1/accounts/acme/ledger?limit=3", token: admin)
             _ = try await call("GET /v1/accounts/{id}/ledger", "/v1/accounts/acme/ledger", token: accountToken)
+
+            // Billing: coupons and redemptions, grants, payment history, usage, reports.
+            let expiresSoon = String(Int64(Date().timeIntervalSince1970 * 1000) + 1500)  // ms since the epoch
+            let expiring = try await call("POST /v1/coupons", "/v1/coupons", token: admin, ["amount": "1", "expires": expiresSoon])
+            let expiringCode = try #require(expiring.value["codes"]?[0]?.string)
+            let batch = try await call("POST /v1/coupons", "/v1/coupons", token: admin,
+                                       ["amount": "2", "count": 2, "max_redemptions": 1, "expires": "2099-01-01", "credit_expires": "2099-01-01T00:00:00Z"])
+            let codes = batch.value["codes"]?.array?.compactMap(\.string) ?? []
+            try #require(codes.count == 2, "\(batch)")
+            let bound = try await call("POST /v1/coupons", "/v1/coupons", token: admin, ["amount": "0.5", "expires": "2099-01-01", "account": "acme"])
+            let boundCode = try #require(bound.value["codes"]?[0]?.string)
+            _ = try await call("POST /v1/coupons", "/v1/coupons", token: admin, ["amount": "0", "expires": "2099-01-01"])
+            _ = try await call("POST /v1/coupons", "/v1/coupons", token: admin, ["amount": "1", "expires": "2001-01-01"])
+            _ = try await call("POST /v1/coupons", "/v1/coupons", token: admin, ["amount": "1"])
+            _ = try await call("POST /v1/coupons", "/v1/coupons", token: accountToken, ["amount": "1", "expires": "2099-01-01"])
+            _ = try await call("POST /v1/coupons", "/v1/coupons", token: nil, ["amount": "1", "expires": "2099-01-01"])
+            _ = try await call("POST /v1/accounts", "/v1/accounts", token: admin, ["id": "beta"])
+            let redeem = "POST /v1/accounts/{id}/redeem"
+            _ = try await call(redeem, "/v1/accounts/acme/redeem", token: accountToken, ["code": codes[0]])
+            _ = try await call(redeem, "/v1/accounts/acme/redeem", token: admin, ["code": boundCode])
+            _ = try await call(redeem, "/v1/accounts/beta/redeem", token: admin, ["code": codes[1]])
+            #expect(try await call(redeem, "/v1/accounts/acme/redeem", token: accountToken, ["code": codes[0]]).errorCode == "already_redeemed")
+            #expect(try await call(redeem, "/v1/accounts/acme/redeem", token: accountToken, ["code": codes[1]]).errorCode == "exhausted")
+            #expect(try await call(redeem, "/v1/accounts/beta/redeem", token: admin, ["code": boundCode]).errorCode == "invalid")  // bound to acme
+            _ = try await call(redeem, "/v1/accounts/acme/redeem", token: accountToken, ["code": 5])
+            _ = try await call(redeem, "/v1/accounts/beta/redeem", token: accountToken, ["code": codes[0]])
+            _ = try await call(redeem, "/v1/accounts/acme/redeem", token: nil, ["code": codes[0]])
+            _ = try await call(redeem, "/v1/accounts/nobody/redeem", token: admin, ["code": codes[0]])
+            let waitMilliseconds = (Int64(expiresSoon) ?? 0) - Int64(Date().timeIntervalSince1970 * 1000) + 50
+            if waitMilliseconds > 0 { try await Task.sleep(for: .milliseconds(waitMilliseconds)) }
+            #expect(try await call(redeem, "/v1/accounts/acme/redeem", token: accountToken, ["code": expiringCode]).errorCode == "expired")
+            // Guessing: failed attempts until every attempt is refused for a while (429).
+            var refusedForGuessing = false
+            for n in 0..<12 where !refusedForGuessing {
+                refusedForGuessing = try await call(redeem, "/v1/accounts/acme/redeem", token: accountToken, ["code": "GUESS-\(n)"]).status == 429
+            }
+            #expect(refusedForGuessing)
+
+            let grants = "POST /v1/accounts/{id}/grants"
+            _ = try await call(grants, "/v1/accounts/acme/grants", token: admin, ["amount": "3", "expires": "2099-01-01", "request_id": "g1"])
+            _ = try await call(grants, "/v1/accounts/acme/grants", token: admin, ["amount": "3", "expires": "2099-01-01", "request_id": "g1"])
+            _ = try await call(grants, "/v1/accounts/acme/grants", token: admin, ["amount": "1", "request_id": "g2"])
+            _ = try await call(grants, "/v1/accounts/acme/grants", token: admin, ["amount": "1", "request_id": "t1"])
+            _ = try await call(grants, "/v1/accounts/acme/grants", token: admin, ["amount": "1", "expires": "soon", "request_id": "g3"])
+            _ = try await call(grants, "/v1/accounts/acme/grants", token: accountToken, ["amount": "1", "request_id": "g4"])
+            _ = try await call(grants, "/v1/accounts/nobody/grants", token: admin, ["amount": "1", "request_id": "g5"])
+            // Spend some promotional credit.
+            _ = try await call("POST /v1/authorize", "/v1/authorize", token: service, ["account": "acme", "request_id": "p1", "usage": usage])
+
+            // Deposits and provider webhooks.
+            let deposits = "POST /v1/accounts/{id}/deposits"
+            let deposit = try await call(deposits, "/v1/accounts/acme/deposits", token: accountToken, ["amount": "50", "token": "USDT", "provider": "moonpay"])
+            let depositID = try #require(deposit.value["id"]?.string, "\(deposit)")
+            let secondDeposit = try await call(deposits, "/v1/accounts/acme/deposits", token: admin, ["amount": "20.5", "token": "usdt", "provider": "moonpay"])
+            let secondID = try #require(secondDeposit.value["id"]?.string, "\(secondDeposit)")
+            let elsewhere = try await call(deposits, "/v1/accounts/acme/deposits", token: admin, ["amount": "1", "token": "USDT", "provider": "alchemypay"])
+            let elsewhereID = try #require(elsewhere.value["id"]?.string, "\(elsewhere)")
+            #expect(try await call(deposits, "/v1/accounts/acme/deposits", token: accountToken, ["amount": "5", "token": "DOGE", "provider": "moonpay"]).errorCode == "unsupported_token")
+            #expect(try await call(deposits, "/v1/accounts/acme/deposits", token: accountToken, ["amount": "5", "token": "USDC", "provider": "moonpay"]).errorCode == "no_deposit_address")
+            _ = try await call(deposits, "/v1/accounts/acme/deposits", token: accountToken, ["amount": "5", "token": "USDT", "provider": "paypal"])
+            _ = try await call(deposits, "/v1/accounts/acme/deposits", token: accountToken, ["amount": "-5", "token": "USDT", "provider": "moonpay"])
+            _ = try await call(deposits, "/v1/accounts/acme/deposits", token: service, ["amount": "5", "token": "USDT", "provider": "moonpay"])
+            _ = try await call(deposits, "/v1/accounts/nobody/deposits", token: admin, ["amount": "5", "token": "USDT", "provider": "moonpay"])
+            let webhook = "POST /v1/webhooks/{provider}"
+            func deliver(_ path: String, _ body: [UInt8], signed: Bool = true) async throws -> TestHTTPResponse {
+                let headers = signed ? Self.moonPayHeaders(body) : [("Content-Type", "application/json")]
+                let response = try await s.http.send("POST", path, headers: headers, body: body)
+                contract.check(webhook, response)
+                return response
+            }
+            let event = Self.moonPayEvent(depositID)
+            #expect(try await deliver("/v1/webhooks/moonpay", event, signed: false).status == 401)
+            #expect(try await deliver("/v1/webhooks/moonpay", event).value["status"] == "credited")
+            #expect(try await deliver("/v1/webhooks/moonpay", event).value["status"] == "duplicate")
+            #expect(try await deliver("/v1/webhooks/moonpay", Self.moonPayEvent(depositID, transaction: "tx2")).value["status"] == "refused")
+            #expect(try await deliver("/v1/webhooks/moonpay", Self.moonPayEvent(secondID, status: "pending", transaction: "tx3")).value["status"] == "ignored")
+            #expect(try await deliver("/v1/webhooks/moonpay", Self.moonPayEvent(secondID, status: "failed", transaction: "tx4")).value["status"] == "failed")
+            let mismatch = try await deliver("/v1/webhooks/moonpay", Self.moonPayEvent(secondID, amount: "20", transaction: "tx5"))
+            #expect(mismatch.value["status"] == "credited" && mismatch.value["detail"] == "amount_mismatch", "\(mismatch)")
+            #expect(try await deliver("/v1/webhooks/moonpay", Self.moonPayEvent(elsewhereID, transaction: "tx6")).status == 400)
+            #expect(try await deliver("/v1/webhooks/moonpay", Array("not json".utf8)).status == 400)
+            var tampered = event
+            tampered[tampered.firstIndex(of: UInt8(ascii: "5"))!] = UInt8(ascii: "9")
+            let tamperedResponse = try await s.http.send("POST", "/v1/webhooks/moonpay", headers: Self.moonPayHeaders(event), body: tampered)
+            contract.check(webhook, tamperedResponse)
+            #expect(tamperedResponse.status == 401)
+            #expect(try await deliver("/v1/webhooks/paypal", event).status == 404)
+            #expect(try await deliver("/v1/webhooks/alchemypay", event, signed: false).status == 404)
+            _ = try await call("GET /v1/accounts/{id}/deposits", "/v1/accounts/acme/deposits", token: accountToken)
+            _ = try await call("GET /v1/accounts/{id}/deposits", "/v1/accounts/acme/deposits", token: admin)
+            _ = try await call("GET /v1/accounts/{id}/deposits", "/v1/accounts/acme/deposits", token: service)
+            _ = try await call("GET /v1/accounts/{id}/deposits", "/v1/accounts/nobody/deposits", token: admin)
+
+            // History, usage and reports.
+            let payments = "GET /v1/accounts/{id}/payments"
+            let page = try await call(payments, "/v1/accounts/acme/payments?limit=2", token: accountToken)
+            let cursor = try #require(page.value["next_cursor"]?.string, "\(page)")
+            _ = try await call(payments, "/v1/accounts/acme/payments?cursor=\(cursor)", token: accountToken)
+            _ = try await call(payments, "/v1/accounts/acme/payments?kind=deposit,coupon,grant&from=2020-01-01&to=2099-01-01T00:00:00Z", token: admin)
+            _ = try await call(payments, "/v1/accounts/acme/payments?kind=debit", token: admin)
+            _ = try await call(payments, "/v1/accounts/acme/payments?from=yesterday", token: admin)
+            _ = try await call(payments, "/v1/accounts/acme/payments", token: service)
+            _ = try await call(payments, "/v1/accounts/nobody/payments", token: admin)
+            for route in ["GET /v1/accounts/{id}/usage", "GET /v1/accounts/{id}/reports/usage.json", "GET /v1/accounts/{id}/reports/usage.csv"] {
+                let path = route.dropFirst(4).replacingOccurrences(of: "{id}", with: "acme")
+                _ = try await call(route, path, token: accountToken)
+                _ = try await call(route, path + "?by=meter,model,key,day&from=2020-01-01", token: admin)
+                _ = try await call(route, path + "?by=hour", token: admin)
+                _ = try await call(route, path + "?by=week", token: admin)
+                _ = try await call(route, path, token: nil)
+                _ = try await call(route, route.dropFirst(4).replacingOccurrences(of: "{id}", with: "nobody"), token: admin)
+            }
+            for route in ["GET /v1/accounts/{id}/reports/transactions.json", "GET /v1/accounts/{id}/reports/transactions.csv"] {
+                let path = route.dropFirst(4).replacingOccurrences(of: "{id}", with: "acme")
+                let report = try await call(route, path, token: accountToken)
+                #expect(report.header("Content-Disposition")?.hasPrefix("attachment;") == true, "\(report)")
+                _ = try await call(route, path + "?from=2020-01-01&to=2099-01-01", token: admin)
+                _ = try await call(route, path + "?from=2026-01-02&to=2026-01-01", token: admin)
+                _ = try await call(route, path, token: service)
+                _ = try await call(route, route.dropFirst(4).replacingOccurrences(of: "{id}", with: "nobody"), token: admin)
+            }
             _ = try await call("POST /v1/accounts/{id}/freeze", "/v1/accounts/acme/freeze", token: admin)
             _ = try await call("POST /v1/authorize", "/v1/authorize", token: service, ["account": "acme", "request_id": "f1", "usage": usage])
             _ = try await call("POST /v1/accounts/{id}/unfreeze", "/v1/accounts/acme/unfreeze", token: admin)
@@ -179,6 +341,26 @@ struct OpenAPITests {
             for route in ["GET /healthz", "GET /readyz", "GET /metrics", "GET /openapi.json"] {
                 _ = try await call(route, String(route.dropFirst(4)), token: nil)
             }
+
+            // Live streams (their successes are streams, read in EventStreamTests), alerts, the dashboard.
+            _ = try await call("PUT /v1/accounts/{id}/alerts", "/v1/accounts/acme/alerts", token: admin, ["low_balance": "1.5"])
+            _ = try await call("PUT /v1/accounts/{id}/alerts", "/v1/accounts/acme/alerts", token: admin, ["low_balance": NSNull()])
+            _ = try await call("PUT /v1/accounts/{id}/alerts", "/v1/accounts/acme/alerts", token: admin, ["low_balance": "-1"])
+            _ = try await call("PUT /v1/accounts/{id}/alerts", "/v1/accounts/nobody/alerts", token: admin, ["low_balance": "1"])
+            _ = try await call("GET /v1/accounts/{id}/events", "/v1/accounts/acme/events", token: nil)
+            _ = try await call("GET /v1/accounts/{id}/events", "/v1/accounts/acme/events", token: service)
+            _ = try await call("GET /v1/accounts/{id}/events", "/v1/accounts/nobody/events", token: admin)
+            _ = try await call("GET /v1/accounts/{id}/ws", "/v1/accounts/acme/ws", token: admin)
+            _ = try await call("GET /v1/accounts/{id}/ws", "/v1/accounts/acme/ws", token: nil)
+            _ = try await call("GET /v1/events", "/v1/events", token: service)
+            _ = try await call("GET /v1/events", "/v1/events?kind=nonsense", token: admin)
+            _ = try await call("GET /v1/whoami", "/v1/whoami", token: admin)
+            _ = try await call("GET /v1/whoami", "/v1/whoami", token: accountToken)
+            _ = try await call("GET /v1/whoami", "/v1/whoami", token: "nope")
+            _ = try await call("GET /v1/accounts", "/v1/accounts?prefix=ac&limit=10", token: admin)
+            _ = try await call("GET /v1/accounts", "/v1/accounts?limit=0", token: admin)
+            _ = try await call("GET /v1/accounts", "/v1/accounts", token: accountToken)
+            contract.check("GET /", try await s.http.send("GET", "/"))
 
             // Errors: 400, 401, 403, 404, 409, 413.
             _ = try await call("POST /v1/accounts", "/v1/accounts", token: admin, ["id": "x", "unknown": 1])
@@ -214,13 +396,17 @@ struct OpenAPITests {
             _ = try await call("GET /readyz", "/readyz", token: nil)
             _ = try await call("POST /v1/authorize", "/v1/authorize", token: service, ["account": "acme", "request_id": "d1", "usage": usage])
             _ = try await call("GET /v1/accounts/{id}", "/v1/accounts/acme", token: admin)
+            _ = try await call("GET /v1/accounts/{id}/payments", "/v1/accounts/acme/payments", token: admin)
+            _ = try await call("POST /v1/coupons", "/v1/coupons", token: admin, ["amount": "1", "expires": "2099-01-01"])
+            let late = Self.moonPayEvent("dep_abc.YWNtZQ", transaction: "tx9")
+            contract.check("POST /v1/webhooks/{provider}", try await s.http.send("POST", "/v1/webhooks/moonpay", headers: Self.moonPayHeaders(late), body: late))
             contract.check("GET /v1/check", try await s.http.send("GET", "/v1/check", headers: [("X-Api-Key", secret), ("Tollgate-Service-Token", service)]))
 
             #expect(contract.problems == [], "\(contract.problems.joined(separator: "\n"))")
             // Each route was seen, most with an error too.
             #expect(Set(contract.seen.map(\.route)) == Set(Self.routes.keys))
             let statuses = Set(contract.seen.map(\.status))
-            #expect(statuses.isSuperset(of: [200, 201, 400, 401, 403, 404, 409, 413, 503]), "\(statuses.sorted())")
+            #expect(statuses.isSuperset(of: [200, 201, 400, 401, 403, 404, 409, 413, 422, 429, 503]), "\(statuses.sorted())")
         }
     }
 
@@ -234,6 +420,10 @@ struct OpenAPITests {
             ("CreditRequest", ["amount": "-0.5", "request_id": "r", "kind": "adjustment"]),
             ("LimitsRequest", ["rpm": 0, "daily_cap": "0"]),
             ("HoldReleaseRequest", [:]),
+            ("CreateCouponsRequest", ["amount": "5", "count": 3, "max_redemptions": 10, "expires": "2099-01-01", "account": "a", "credit_expires": "2099-02-01"]),
+            ("RedeemRequest", ["code": "ABCD-EFGH"]),
+            ("GrantRequest", ["amount": "2.5", "expires": "2099-01-01T00:00:00Z", "request_id": "r"]),
+            ("DepositRequest", ["amount": "50.25", "token": "USDT", "provider": "alchemypay"]),
         ]
         for (name, body) in good { #expect(validator.errors(body, try schema(name)) == [], "\(name)") }
         let bad: [(String, JSONValue)] = [
@@ -247,11 +437,20 @@ struct OpenAPITests {
             ("LimitsRequest", ["rpd": 1]),
             ("HoldReleaseRequest", ["usage": []]),
             ("CreateAccountRequest", ["id": "x", "credit_limit": "-1"]),
+            ("CreateCouponsRequest", ["amount": "5"]),
+            ("CreateCouponsRequest", ["amount": "5", "expires": "2099-01-01", "count": 0]),
+            ("CreateCouponsRequest", ["amount": "5", "expires": "2099-01-01", "codes": ["A"]]),
+            ("RedeemRequest", ["code": 5]),
+            ("GrantRequest", ["amount": "-1", "request_id": "r"]),
+            ("GrantRequest", ["amount": "1", "request_id": "r", "kind": "grant"]),
+            ("DepositRequest", ["amount": "50", "token": "USDT", "provider": "paypal"]),
+            ("DepositRequest", ["amount": "-5", "token": "USDT", "provider": "moonpay"]),
+            ("DepositRequest", ["amount": "5", "token": "USDT"]),
         ]
         for (name, body) in bad { #expect(!validator.errors(body, try schema(name)).isEmpty, "\(name) \(body)") }
 
         // The validator itself, on response shapes.
-        let account: JSONValue = ["id": "a", "status": "active", "balance": "1.5", "held": "0", "available": "1.5", "credit_limit": "0"]
+        let account: JSONValue = ["id": "a", "status": "active", "balance": "1.5", "paid": "1.5", "promotional": "0", "held": "0", "available": "1.5", "credit_limit": "0"]
         #expect(validator.errors(account, try schema("Account")) == [])
         let wrongAccounts: [JSONValue] = [
             account.with(["extra": 1]), account.without("held"), account.with(["balance": .double(1.5)]),
@@ -260,7 +459,7 @@ struct OpenAPITests {
         ]
         for wrong in wrongAccounts { #expect(!validator.errors(wrong, try schema("Account")).isEmpty, "\(wrong)") }
         let unknownKey: JSONValue = ["allowed": false, "reason": "unknown_key", "retry_after_ms": nil, "cost": "0", "amount": "0",
-                                     "account": nil, "balance": nil, "held": nil, "available": nil, "status": nil, "hold_id": nil,
+                                     "account": nil, "balance": nil, "promotional": nil, "held": nil, "available": nil, "status": nil, "hold_id": nil,
                                      "replayed": false, "limits": []]
         #expect(validator.errors(unknownKey, try schema("Decision")) == [])
         #expect(!validator.errors(unknownKey.with(["reason": "because"]), try schema("Decision")).isEmpty)
@@ -319,6 +518,10 @@ final class Contract: @unchecked Sendable {
             problems += validator.errors(value, json, at: "\(route) \(response.status)")
         } else if content["text/plain"] != nil {
             if !contentType.hasPrefix("text/plain") { problems.append("\(route) \(response.status): Content-Type \(contentType), documented text/plain") }
+        } else if content["text/csv"] != nil {
+            if !contentType.hasPrefix("text/csv") { problems.append("\(route) \(response.status): Content-Type \(contentType), documented text/csv") }
+        } else if content["text/html"] != nil {
+            if !contentType.hasPrefix("text/html") { problems.append("\(route) \(response.status): Content-Type \(contentType), documented text/html") }
         } else if !response.body.isEmpty {
             problems.append("\(route) \(response.status): a body where the document has none: \(response.text.prefix(200))")
         }

@@ -4,10 +4,12 @@ extension Engine {
     /// Records a pending deposit of `credits` on an account: `tokenAmount` of `token` through
     /// `provider`. The id returned goes to the provider's checkout, which sends it back.
     public func createDeposit(
-        _ id: AccountID, credits: Money, token: String, tokenAmount: String, provider: String
+        _ id: AccountID, credits: Money, token: String, tokenAmount: String, provider: String,
+        depositID: DepositID? = nil
     ) async throws(TollgateError) -> Deposit {
         guard credits.isPositive else { throw TollgateError(.invalidAmount, "a deposit must be a positive amount") }
-        let depositID = DepositID(account: id)
+        let depositID = depositID ?? DepositID(account: id)
+        guard depositID.account == id else { throw TollgateError(.invalidArgument, "the deposit id names another account") }
         let decision = try await step("deposit_create", id, nil, [
             depositID.description, String(credits.micros), token, tokenAmount, provider,
         ])

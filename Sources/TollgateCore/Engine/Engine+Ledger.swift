@@ -84,7 +84,7 @@ extension LedgerEntry {
                 quantity: fields["quantity"].flatMap { Int64($0) },
                 keyID: fields["key"].flatMap { $0.isEmpty ? nil : $0 },
                 reference: fields["ref"], expiresAt: fields["expires"].flatMap { Int64($0) },
-                flag: fields["flag"]))
+                flag: fields["flag"], status: fields["status"]))
         }
         return entries
     }

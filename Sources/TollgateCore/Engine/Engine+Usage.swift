@@ -145,9 +145,10 @@ extension Engine {
     /// The kinds the payment history holds.
     public static let paymentKinds: Set<LedgerKind> = [.topup, .deposit, .coupon, .grant, .adjustment, .expire]
 
-    /// An account's payment history (top-ups, deposits, coupons, grants, adjustments and
-    /// expiries of promotional credit), newest first, optionally of some kinds only and
-    /// within `[from, to)`.
+    /// An account's payment history (top-ups, deposits with their status, coupons, grants,
+    /// adjustments and expiries of promotional credit), newest first, optionally of some kinds
+    /// only and within `[from, to)`. A deposit appears when started (`status` pending, amount
+    /// 0), and again when completed (the credit) or failed.
     public func payments(
         _ id: AccountID, kinds: Set<LedgerKind>? = nil, from: Int64? = nil, to: Int64? = nil,
         limit: Int = 50, cursor: String? = nil

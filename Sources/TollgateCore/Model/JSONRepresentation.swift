@@ -72,7 +72,7 @@ extension LimitStatus: Encodable {
 extension LedgerEntry: Encodable {
     private enum CodingKeys: String, CodingKey {
         case id, kind, amount, balance, held, heldDelta = "held_delta", requestID = "request_id"
-        case holdID = "hold_id", time, meter, model, quantity, key, reference, expiresAt = "expires_at", flag
+        case holdID = "hold_id", time, meter, model, quantity, key, reference, expiresAt = "expires_at", flag, status
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -93,6 +93,7 @@ extension LedgerEntry: Encodable {
         try container.encodeIfPresent(reference, forKey: .reference)
         try container.encodeIfPresent(expiresAt.map(Timestamp.iso8601(milliseconds:)), forKey: .expiresAt)
         try container.encodeIfPresent(flag, forKey: .flag)
+        try container.encodeIfPresent(status, forKey: .status)
     }
 }
 
@@ -124,5 +125,95 @@ extension AuditReport: Encodable {
         try container.encode(isClean, forKey: .clean)
         try container.encode(accounts.count, forKey: .accountsChecked)
         try container.encode(drifting, forKey: .drifting)
+    }
+}
+
+extension Deposit: Encodable {
+    private enum CodingKeys: String, CodingKey {
+        case id, account, amount, token, tokenAmount = "token_amount", provider, status, createdAt = "created_at"
+        case updatedAt = "updated_at", providerTransactionID = "provider_transaction_id", credited, received, flagged
+        case entryID = "entry_id"
+    }
+
+    /// `{"id": "dep_…", "account", "amount" (credits requested), "token", "token_amount",
+    /// "provider", "status", "created_at", "credited", "flagged", …}`
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id.description, forKey: .id)
+        try container.encode(id.account.rawValue, forKey: .account)
+        try container.encode(credits, forKey: .amount)
+        try container.encode(token, forKey: .token)
+        try container.encode(tokenAmount, forKey: .tokenAmount)
+        try container.encode(provider, forKey: .provider)
+        try container.encode(status, forKey: .status)
+        try container.encode(Timestamp.iso8601(milliseconds: created), forKey: .createdAt)
+        try container.encode(updated.map(Timestamp.iso8601(milliseconds:)), forKey: .updatedAt)
+        try container.encode(providerTransactionID, forKey: .providerTransactionID)
+        try container.encode(credited, forKey: .credited)
+        try container.encode(received, forKey: .received)
+        try container.encode(flagged, forKey: .flagged)
+        try container.encode(entryID, forKey: .entryID)
+    }
+}
+
+extension UsageBreakdown: Encodable {
+    private enum CodingKeys: String, CodingKey { case from, to, by, groups, total }
+    private struct Group: Encodable {
+        let meter: String?
+        let model: String?
+        let key: String?
+        let period: String?
+        let amount: Money
+        let quantity: Int64
+    }
+    private struct Total: Encodable {
+        let amount: Money
+        let quantity: Int64
+    }
+
+    /// `{"from", "to", "by": ["meter", "day"], "groups": [{"meter", "period", "amount",
+    /// "quantity"}], "total": {"amount", "quantity"}}`
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(Timestamp.iso8601(milliseconds: from), forKey: .from)
+        try container.encode(Timestamp.iso8601(milliseconds: to), forKey: .to)
+        try container.encode(grouping.description.split(separator: ",").map(String.init), forKey: .by)
+        try container.encode(groups.map { Group(meter: $0.meter, model: $0.model, key: $0.key, period: $0.period, amount: $0.amount, quantity: $0.quantity) }, forKey: .groups)
+        try container.encode(Total(amount: totalAmount, quantity: totalQuantity), forKey: .total)
+    }
+}
+
+extension CouponBatch: Encodable {
+    private enum CodingKeys: String, CodingKey {
+        case codes, amount, count, maxRedemptions = "max_redemptions", expires, account, creditExpires = "credit_expires"
+    }
+
+    /// `{"codes": [...], "amount", "count", "max_redemptions", "expires", "account"?, "credit_expires"?}`
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(codes, forKey: .codes)
+        try container.encode(amount, forKey: .amount)
+        try container.encode(codes.count, forKey: .count)
+        try container.encode(maxRedemptions, forKey: .maxRedemptions)
+        try container.encode(Timestamp.iso8601(milliseconds: expires), forKey: .expires)
+        try container.encodeIfPresent(account?.rawValue, forKey: .account)
+        try container.encodeIfPresent(creditExpires.map(Timestamp.iso8601(milliseconds:)), forKey: .creditExpires)
+    }
+}
+
+/// One line of a ledger archive: the entry as the API writes it, plus its account.
+public struct ArchivedLedgerEntry: Encodable, Sendable {
+    public let account: AccountID
+    public let entry: LedgerEntry
+
+    public init(account: AccountID, entry: LedgerEntry) {
+        self.account = account
+        self.entry = entry
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        try entry.encode(to: encoder)
+        var container = encoder.container(keyedBy: AnyKey.self)
+        try container.encode(account.rawValue, forKey: AnyKey("account"))
     }
 }

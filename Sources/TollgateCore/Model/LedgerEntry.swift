@@ -34,6 +34,8 @@ public struct LedgerEntry: Sendable, Hashable {
     /// Something to look at: `amount_mismatch` when a deposit received a different amount
     /// than requested.
     public var flag: String? = nil
+    /// In the payment history, a deposit's status: `pending`, `completed` or `failed`.
+    public var status: String? = nil
 }
 
 /// A page of ledger entries, newest first.

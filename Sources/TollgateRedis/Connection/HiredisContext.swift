@@ -82,6 +82,35 @@ final class HiredisContext {
         return RESPValue(reply.assumingMemoryBound(to: redisReply.self))
     }
 
+    // MARK: Non-blocking reads, for subscriber connections
+
+    /// Writes everything queued by `append`.
+    func flush() throws(RedisError) {
+        var done: Int32 = 0
+        repeat {
+            guard redisBufferWrite(context, &done) == REDIS_OK else { throw lastError(connecting: false, address: nil) }
+        } while done == 0
+    }
+
+    /// The next reply already read into hiredis' buffer, or nil when none is complete yet.
+    func bufferedReply() throws(RedisError) -> RESPValue? {
+        var reply: UnsafeMutableRawPointer?
+        guard redisGetReplyFromReader(context, &reply) == REDIS_OK else { throw lastError(connecting: false, address: nil) }
+        guard let reply else { return nil }
+        defer { freeReplyObject(reply) }
+        return RESPValue(reply.assumingMemoryBound(to: redisReply.self))
+    }
+
+    /// Waits up to `milliseconds` for bytes to read; reads them into the buffer when they come.
+    /// Returns whether anything was read. A closed connection throws.
+    func readAvailable(waitingUpTo milliseconds: Int32) throws(RedisError) -> Bool {
+        var descriptor = pollfd(fd: context.pointee.fd, events: Int16(POLLIN), revents: 0)
+        let ready = poll(&descriptor, 1, milliseconds)
+        guard ready > 0 else { return false }
+        guard redisBufferRead(context) == REDIS_OK else { throw lastError(connecting: false, address: nil) }
+        return true
+    }
+
     private func lastError(connecting: Bool, address: RedisAddress?) -> RedisError {
         let savedErrno = errno
         let message = withUnsafeBytes(of: context.pointee.errstr) { raw in

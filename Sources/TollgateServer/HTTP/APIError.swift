@@ -46,8 +46,8 @@ extension APIError {
         let status: HTTPResponse.Status
         switch error.code {
         case .invalidAmount, .invalidArgument, .amountOutOfRange: status = .badRequest
-        case .accountNotFound, .keyNotFound: status = .notFound
-        case .accountExists, .idempotencyConflict, .accountClosed: status = .conflict
+        case .accountNotFound, .keyNotFound, .depositNotFound: status = .notFound
+        case .accountExists, .idempotencyConflict, .accountClosed, .depositExists, .archiveMismatch, .rangeArchived: status = .conflict
         case .redisUnavailable: status = .serviceUnavailable
         default: status = .internalServerError
         }

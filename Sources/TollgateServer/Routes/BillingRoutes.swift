@@ -20,7 +20,7 @@ struct BillingRoutes: Sendable {
         router.get("/v1/accounts/:id/payments") { request, context in try await payments(request, context) }
         router.get("/v1/accounts/:id/usage") { request, context in
             let id = try await auth.requireAdminOrAccount(request) { try PathParameter.account(context) }
-            return JSON.response(UsageView(try await breakdown(id, request.uri.queryParameters)))
+            return JSON.response(try await breakdown(id, request.uri.queryParameters))
         }
         router.get("/v1/accounts/:id/reports/transactions.csv") { request, context in
             try await transactions(request, context, csv: true)
@@ -36,7 +36,7 @@ struct BillingRoutes: Sendable {
         }
         router.get("/v1/accounts/:id/reports/usage.json") { request, context in
             let id = try await auth.requireAdminOrAccount(request) { try PathParameter.account(context) }
-            return JSON.response(UsageView(try await breakdown(id, request.uri.queryParameters)))
+            return JSON.response(try await breakdown(id, request.uri.queryParameters))
         }
     }
 
@@ -54,7 +54,7 @@ struct BillingRoutes: Sendable {
                 amount: try Money(parsing: body.amount), count: body.count ?? 1, maxRedemptions: body.max_redemptions ?? 1,
                 expires: expires, account: account, creditExpires: creditExpires)
         }
-        return JSON.response(CouponBatchView(batch), status: .created)
+        return JSON.response(batch, status: .created)
     }
 
     private func redeem(_ request: Request, _ context: TollgateRequestContext) async throws -> Response {
@@ -201,26 +201,6 @@ struct BillingRoutes: Sendable {
     }
 }
 
-struct CouponBatchView: Encodable {
-    let codes: [String]
-    let amount: Money
-    let count: Int
-    let max_redemptions: Int
-    let expires: String
-    let account: String?
-    let credit_expires: String?
-
-    init(_ batch: CouponBatch) {
-        codes = batch.codes
-        amount = batch.amount
-        count = batch.codes.count
-        max_redemptions = batch.maxRedemptions
-        expires = Timestamp.iso8601(milliseconds: batch.expires)
-        account = batch.account?.rawValue
-        credit_expires = batch.creditExpires.map(Timestamp.iso8601(milliseconds:))
-    }
-}
-
 struct RedemptionView: Encodable {
     let redeemed = true
     let amount: Money
@@ -236,30 +216,3 @@ struct RedemptionView: Encodable {
     }
 }
 
-struct UsageView: Encodable {
-    struct Group: Encodable {
-        let meter: String?
-        let model: String?
-        let key: String?
-        let period: String?
-        let amount: Money
-        let quantity: Int64
-    }
-    struct Total: Encodable {
-        let amount: Money
-        let quantity: Int64
-    }
-    let from: String
-    let to: String
-    let by: [String]
-    let groups: [Group]
-    let total: Total
-
-    init(_ usage: UsageBreakdown) {
-        from = Timestamp.iso8601(milliseconds: usage.from)
-        to = Timestamp.iso8601(milliseconds: usage.to)
-        by = usage.grouping.description.split(separator: ",").map(String.init)
-        groups = usage.groups.map { Group(meter: $0.meter, model: $0.model, key: $0.key, period: $0.period, amount: $0.amount, quantity: $0.quantity) }
-        total = Total(amount: usage.totalAmount, quantity: usage.totalQuantity)
-    }
-}

@@ -1,12 +1,14 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdWebSocket
 import Logging
 import Metrics
 import NIOCore
 import Prometheus
 import ServiceLifecycle
 import TollgateCore
+import TollgatePayments
 import TollgateRedis
 
 /// How `tollgate serve` listens and answers.
@@ -18,14 +20,17 @@ public struct ServerConfiguration: Sendable {
     public var denyStatus: Int
     /// How many failed coupon attempts an account or address may make per window.
     public var couponPolicy: CouponGuessingPolicy
+    /// Tokens, deposit addresses and payment providers (from TOLLGATE_* variables).
+    public var payments: PaymentsConfiguration
 
     public init(host: String, port: Int, tokens: ServerTokens, denyStatus: Int = 403,
-                couponPolicy: CouponGuessingPolicy = CouponGuessingPolicy()) {
+                couponPolicy: CouponGuessingPolicy = CouponGuessingPolicy(), payments: PaymentsConfiguration) {
         self.host = host
         self.port = port
         self.tokens = tokens
         self.denyStatus = denyStatus
         self.couponPolicy = couponPolicy
+        self.payments = payments
     }
 }
 
@@ -44,9 +49,10 @@ public enum TollgateHTTPServer {
         return registry
     }()
 
-    /// The application, ready to run as a service. `onListening` gets the bound port.
+    /// The application, ready to run as a service. `onListening` gets the bound port. `events`
+    /// (run as a service of its own) feeds the live streams.
     public static func application(
-        engine: Engine, configuration: ServerConfiguration, logger: Logger,
+        engine: Engine, configuration: ServerConfiguration, events: EventHub, logger: Logger,
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         let metrics = ServerMetrics(registry: metricsRegistry)
@@ -58,9 +64,13 @@ public enum TollgateHTTPServer {
             .register(on: router)
         AdminRoutes(engine: engine, auth: auth).register(on: router)
         BillingRoutes(engine: engine, auth: auth, couponPolicy: configuration.couponPolicy).register(on: router)
+        PaymentRoutes(engine: engine, auth: auth, payments: configuration.payments).register(on: router)
         OperationsRoutes(engine: engine, metrics: metrics).register(on: router)
+        EventRoutes(engine: engine, auth: auth, hub: events).register(on: router)
+        DashboardRoutes(engine: engine, auth: auth).register(on: router)
         return Application(
             router: router,
+            server: .http1WebSocketUpgrade(shouldUpgrade: EventRoutes.webSocketUpgrade(engine: engine, auth: auth, hub: events)),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "tollgate"),
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? configuration.port) },
             logger: logger)

@@ -67,9 +67,9 @@ struct HoldFollowUpOptions: ParsableArguments {
     }
 }
 
-struct ReportCommand: AsyncParsableCommand {
+struct BatchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "report",
+        commandName: "batch",
         abstract: "Charge a usage batch against a hold; exits 3 when denied (cut the stream).")
     @OptionGroup var followUp: HoldFollowUpOptions
 

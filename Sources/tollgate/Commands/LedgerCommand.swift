@@ -4,6 +4,14 @@ import TollgateCore
 struct LedgerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ledger",
+        abstract: "Show an account's ledger, newest first (tollgate ledger ID), or archive old entries.",
+        subcommands: [LedgerShowCommand.self, LedgerArchiveCommand.self],
+        defaultSubcommand: LedgerShowCommand.self)
+}
+
+struct LedgerShowCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "show",
         abstract: "Show an account's ledger, newest first.")
     @Argument(help: "The account's id.") var id: String
     @Option(help: "How many entries (1 to 10000).") var limit: Int = 20

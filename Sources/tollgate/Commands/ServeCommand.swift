@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import ServiceLifecycle
 import TollgateCore
+import TollgatePayments
 import TollgateRedis
 import TollgateServer
 
@@ -30,6 +31,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Longest wait for Redis per decision, e.g. 250ms (TOLLGATE_REDIS_TIMEOUT).") var redisTimeout: DurationArgument?
     @Option(help: "Redis connections (TOLLGATE_REDIS_CONNECTIONS).") var redisConnections: Int?
     @Option(help: "trace, debug, info, notice, warning, error (TOLLGATE_LOG_LEVEL).") var logLevel: String?
+    @OptionGroup(title: "Event streams") var eventOptions: EventStreamOptions
     @Flag(help: "Seed a demo account with credit, prices, an API key and a dashboard token, and print curl lines.") var demo = false
 
     func run() async throws {
@@ -82,13 +84,29 @@ struct ServeCommand: AsyncParsableCommand {
         let tokens = try ServerTokens.load(admin: setting(adminToken, "ADMIN_TOKEN"), service: setting(serviceToken, "SERVICE_TOKEN"),
                                            directory: dataDirectory)
         let demoLines = demo ? try await seedDemo(engine) : nil
-        let configuration = ServerConfiguration(host: host, port: port, tokens: tokens, denyStatus: deny)
+        var paymentSettings = environment
+        if demo, !paymentSettings.keys.contains(where: { $0.hasPrefix("TOLLGATE_DEPOSIT_ADDRESS_") }) {
+            // Demo receive addresses so the deposit flow can be tried; never use them for money.
+            paymentSettings["TOLLGATE_DEPOSIT_ADDRESS_USDT"] = "TRON:TDemoTollgateUSDTaddressNotReal000"
+            paymentSettings["TOLLGATE_DEPOSIT_ADDRESS_USDC"] = "ETHEREUM:0x000000000000000000000000000000000000dEaD"
+        }
+        let payments = try Self.paymentsConfiguration(paymentSettings)
+        let configuration = ServerConfiguration(host: host, port: port, tokens: tokens, denyStatus: deny, payments: payments)
         let redisDescription = embedded.map { "embedded, data in \($0.directory.path)" } ?? address.description
-        let app = TollgateHTTPServer.application(engine: engine, configuration: configuration, logger: logger) { boundPort in
+        let events = EventHub(
+            redis: RedisConfiguration(address: address, connectTimeout: .seconds(2), commandTimeout: .seconds(5), connectionCount: 1),
+            configuration: try eventOptions.configuration(environment), logger: logger)
+        let app = TollgateHTTPServer.application(engine: engine, configuration: configuration, events: events, logger: logger) { boundPort in
             Self.announce(host: host, port: boundPort, redis: redisDescription, tokens: tokens, dataDirectory: dataDirectory, demo: demoLines)
         }
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: RedisLifecycleService(client: client, embedded: embedded, logger: logger)), .init(service: app)],
+            // Shut down in reverse: the event streams end first, so the HTTP server is not
+            // left waiting for them.
+            services: [.init(service: RedisLifecycleService(client: client, embedded: embedded, logger: logger)),
+                       .init(service: app), .init(service: events)]
+                + (try eventOptions.webhook(environment).map {
+                    [ServiceGroupConfiguration.ServiceConfiguration(service: AlertWebhook(engine: engine, hub: events, configuration: $0, logger: logger))]
+                } ?? []),
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         try await group.run()
@@ -111,6 +129,14 @@ struct ServeCommand: AsyncParsableCommand {
         let key = try await engine.createKey(for: id)
         let token = try await engine.createAccountToken(for: id)
         return Demo(secret: key.secret, accountToken: token)
+    }
+
+    private static func paymentsConfiguration(_ settings: [String: String]) throws(TollgateError) -> PaymentsConfiguration {
+        do {
+            return try PaymentsConfiguration(environment: settings)
+        } catch {
+            throw TollgateError(.invalidArgument, error.message)
+        }
     }
 
     private static func announce(host: String, port: Int, redis: String, tokens: ServerTokens, dataDirectory: URL, demo: Demo?) {

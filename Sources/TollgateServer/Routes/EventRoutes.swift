@@ -1,0 +1,142 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdWebSocket
+import Logging
+import NIOCore
+import TollgateCore
+
+/// The live streams: one account's events over SSE and WebSocket, the operators' firehose,
+/// and the low-balance alert setting.
+struct EventRoutes: Sendable {
+    let engine: Engine
+    let auth: Authenticator
+    let hub: EventHub
+
+    func register(on router: Router<TollgateRequestContext>) {
+        router.get("/v1/accounts/:id/events") { request, context in
+            let id = try await auth.requireAdminOrAccount(request) { try PathParameter.account(context) }
+            _ = try await engineCall { () async throws(TollgateError) in try await engine.snapshot(id) }  // 404 before streaming
+            let resume = request.headers[HTTPField.Name("Last-Event-ID")!] ?? request.uri.queryParameters["last_event_id"].map(String.init)
+            let session = AccountEventSession(engine: engine, hub: hub, account: id, resumeFrom: resume)
+            return sseResponse(hub.subscribe(.init(account: id))) { subscription, send in
+                try await session.run(subscription, send: send)
+            }
+        }
+        router.get("/v1/events") { request, _ in
+            try await auth.require(request, .admin)
+            let query = request.uri.queryParameters
+            let kinds = Set((query["kind"].map(String.init) ?? "").split(separator: ",").map { String($0) })
+            let known = Set(LedgerKind.allCases.map(\.rawValue) + ["alert"])
+            guard kinds.isSubset(of: known) else {
+                throw APIError.badRequest("'kind' is a comma-separated list of: \(known.sorted().joined(separator: ", "))")
+            }
+            let filter = EventHub.Filter(account: nil, accountPrefix: query["account_prefix"].map(String.init) ?? "", kinds: kinds)
+            return sseResponse(hub.subscribe(filter)) { subscription, send in
+                try await FirehoseSession(hub: hub).run(subscription, send: send)
+            }
+        }
+        // A plain GET here is not a WebSocket upgrade: say what is wrong, after checking the caller.
+        router.get("/v1/accounts/:id/ws") { request, context -> Response in
+            _ = try await auth.requireAdminOrAccount(request) { try PathParameter.account(context) }
+            throw APIError(.badRequest, "websocket_required", "this route needs a WebSocket upgrade (Connection: Upgrade, Upgrade: websocket)")
+        }
+        router.put("/v1/accounts/:id/alerts") { request, context in
+            let id = try await auth.requireAdminOrAccount(request) { try PathParameter.account(context) }
+            let body = try await JSON.decode(AlertsBody.self, from: request)
+            let threshold = try apiCall { () throws(TollgateError) -> Money? in
+                guard let text = body.low_balance else { return nil }
+                return try Money(parsing: text)
+            }
+            let alert = try await engineCall { () async throws(TollgateError) in try await engine.setLowBalanceAlert(id, threshold: threshold) }
+            return JSON.response(AlertsView(low_balance_alert: alert))
+        }
+    }
+
+    /// A `text/event-stream` response running `session` until the client leaves or lags.
+    private func sseResponse(
+        _ subscription: EventHub.Subscription,
+        _ session: @escaping @Sendable (EventHub.Subscription, (StreamMessage) async throws -> Void) async throws -> Void
+    ) -> Response {
+        let headers: HTTPFields = [
+            .contentType: "text/event-stream", .cacheControl: "no-cache", HTTPField.Name("X-Accel-Buffering")!: "no",
+        ]
+        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            let out = WriterBox(writer)
+            do {
+                try await cuttingOffLaggards(subscription) {
+                    try await session(subscription) { message in try await out.writer.write(message.sse) }
+                }
+            }
+            // A lagging subscriber has had its notice; the connection goes (throwing is how a
+            // response body closes it: HTTP/1.1 would otherwise keep it open for more requests).
+            if subscription.lagged { throw SubscriberLagged() }
+            try await out.writer.finish(nil)
+        })
+    }
+
+    /// The WebSocket upgrade for `/v1/accounts/{id}/ws`: the same stream as the SSE route,
+    /// one JSON text message per event. Authenticated by `Authorization: Bearer`; resumes
+    /// from `?last_event_id=`. Anything else is not upgraded and reaches the HTTP routes.
+    static func webSocketUpgrade(
+        engine: Engine, auth: Authenticator, hub: EventHub
+    ) -> @Sendable (HTTPRequest, any Channel, Logger) async throws -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>> {
+        return { request, channel, _ in
+            guard let target = request.path, let components = URLComponents(string: target) else { return .dontUpgrade }
+            let parts = components.percentEncodedPath.split(separator: "/", omittingEmptySubsequences: false)
+            guard parts.count == 5, parts[0].isEmpty, parts[1] == "v1", parts[2] == "accounts", parts[4] == "ws",
+                  let raw = String(parts[3]).removingPercentEncoding,
+                  !raw.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }),
+                  let id = try? AccountID(raw),
+                  let token = Authenticator.bearer(request.headerFields[.authorization]),
+                  let caller = try? await auth.caller(token: token), caller == .admin || caller == .account(id),
+                  (try? await engine.snapshot(id)) != nil
+            else { return .dontUpgrade }
+            let resume = components.queryItems?.first { $0.name == "last_event_id" }?.value
+            let session = AccountEventSession(engine: engine, hub: hub, account: id, resumeFrom: resume)
+            return .upgrade([:]) { inbound, outbound, _ in
+                let subscription = hub.subscribe(.init(account: id))
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        try await cuttingOffLaggards(subscription) {
+                            try await session.run(subscription) { message in
+                                try await outbound.write(.text(String(decoding: message.json, as: UTF8.self)))
+                            }
+                        }
+                    }
+                    // The client closing (or sending anything and closing) ends the session.
+                    group.addTask { for try await _ in inbound {} }
+                    defer { group.cancelAll() }
+                    do {
+                        try await group.next()
+                    } catch is SubscriberLagged {
+                        channel.close(promise: nil)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Holds a response body writer so a child task can write with it; one task at a time.
+private final class WriterBox: @unchecked Sendable {
+    var writer: any ResponseBodyWriter
+    init(_ writer: any ResponseBodyWriter) { self.writer = writer }
+}
+
+/// `PUT /v1/accounts/{id}/alerts`: `{"low_balance": "5"}` (or null to clear).
+struct AlertsBody: StrictDecodable {
+    static let fields: Set<String> = ["low_balance"]
+    let low_balance: String?
+}
+
+struct AlertsView: Encodable {
+    let low_balance_alert: LowBalanceAlert?
+
+    enum CodingKeys: String, CodingKey { case low_balance_alert }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(low_balance_alert, forKey: .low_balance_alert)
+    }
+}
