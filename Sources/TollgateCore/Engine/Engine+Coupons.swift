@@ -43,11 +43,7 @@ extension Engine {
                                 String(amount.micros), String(maxRedemptions), String(expires),
                                 account?.rawValue ?? "", String(creditExpires ?? 0),
                             ])
-                        do throws(RedisError) {
-                            return (code, .success(try await redis.call(TollgateLua.library, command)))
-                        } catch {
-                            return (code, .failure(TollgateError(error)))
-                        }
+                        return (code, await Self.call(redis, command))
                     }
                 }
                 var all: [(String, Result<RESPValue, TollgateError>)] = []
@@ -84,6 +80,17 @@ extension Engine {
             id.rawValue, String(policy.maxFailures), String(policy.window.wholeMilliseconds), String(hash.prefix(12)),
         ], extraKeys: [keys.record, keys.redeemers] + (addressKey.isEmpty ? [] : [addressKey]))
         return CouponRedemption(decision: decision, creditExpires: decision.allowed && decision.detail < Self.never ? decision.detail : nil)
+    }
+
+    /// One FCALL, its error as a value. A function rather than a typed `do`/`catch` inside the
+    /// task group's child closure: built with -c release (Swift 6.3), that closure crashed the
+    /// process ("pure virtual method called" in AsyncTask::completeFuture) on every batch.
+    private static func call(_ redis: RedisClient, _ command: RedisCommand) async -> Result<RESPValue, TollgateError> {
+        do {
+            return .success(try await redis.call(TollgateLua.library, command))
+        } catch {
+            return .failure(TollgateError(error))
+        }
     }
 
     /// Lua's NEVER: the expiry of credit that does not expire.
