@@ -63,7 +63,7 @@ local function denied(a, reason)
   return reply(a, 'denied', reason)
 end
 
-local USAGE_KINDS = { debit = true, capture = true, refund = true }
+local USAGE_KINDS = { debit = true, capture = true, refund = true, void = true }
 local PAYMENT_KINDS = { topup = true, deposit = true, coupon = true, grant = true, adjustment = true }
 
 -- Adds a usage charge (cost in micro-credits, quantity) to the account's aggregates of the
@@ -115,6 +115,11 @@ local function append_ledger(k, a, now, kind, amount, held_delta, request_id, ho
   return id
 end
 
+-- What a step wants kept beside its stored reply for a later void (65_void.lua): the
+-- promotional credit a debit used ('pu') and the latest expiry it came from ('pe'), and how
+-- many ledger lines it wrote ('n'). Set by the body of idempotent(); nil otherwise.
+local idem_note = nil
+
 -- Runs body() once per request id. A retry with the same id and the same operation gets the
 -- first reply back, marked replayed, and changes nothing; the same id for a different
 -- operation is refused. Denials are not stored: a retry is decided afresh.
@@ -129,9 +134,10 @@ local function idempotent(k, fingerprint, body)
     first[11] = 1
     return first
   end
+  idem_note = nil
   local result = body()
   if result[1] == 'ok' then
-    redis.call('SET', k.idem, cmsgpack.pack({ fingerprint, result }), 'PX', IDEMPOTENCY_TTL_MS)
+    redis.call('SET', k.idem, cmsgpack.pack({ fingerprint, result, idem_note or {} }), 'PX', IDEMPOTENCY_TTL_MS)
   end
   return result
 end

@@ -99,7 +99,8 @@ redis.register_function('debit', function(keys, args)
     if a.status == 'frozen' then return denied(a, 'account_frozen') end
     if a.status ~= 'active' then return denied(a, 'account_closed') end
     if available(a) - amount < -a.credit_limit then return denied(a, 'insufficient_credit') end
-    take_credit(k, a, amount)
+    local pu, pe = take_credit(k, a, amount)
+    idem_note = { pu = pu, pe = pe, n = 1 }
     local id = append_ledger(k, a, now, 'debit', -amount, 0, request_id, '')
     return reply(a, 'ok', '', id, '', amount)
   end)
@@ -167,6 +168,7 @@ end)
 redis.register_function('limits_set', function(keys, args)
   local k, now = step_start(keys, args)
   local scope = args[8]
+  if not scope or scope == '' then fail('invalid_argument', 'limits_set needs a scope') end
   local prefix = ''
   local a = load_account(k)
   if scope ~= 'account' then

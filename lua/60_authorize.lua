@@ -73,8 +73,11 @@ redis.register_function('authorize', function(keys, args)
     if mode == 'debit' then
       save_carries(k, carries)
       local entry_id = ''
+      idem_note = { pu = 0, pe = 0, n = #items }
       for i, item in ipairs(items) do
-        take_credit(k, a, lines[i])
+        local pu, pe = take_credit(k, a, lines[i])
+        idem_note.pu = idem_note.pu + pu
+        idem_note.pe = math.max(idem_note.pe, pe)
         entry_id = append_ledger(k, a, now, 'debit', -lines[i], 0, request_id, '',
           { meter = item.meter, model = item.model, quantity = item.quantity, key = key_id })
       end

@@ -62,6 +62,21 @@ public final class RedisServer: Sendable {
         running.waitUntilExit()
     }
 
+    /// The running server's process id.
+    public var pid: Int32? { process.withLock { $0?.processIdentifier } }
+
+    /// Sends `signal` (SIGSTOP, SIGCONT, SIGKILL...) to the running server, for fault tests.
+    /// After SIGKILL it waits for the process to be gone; `start()` brings it back.
+    public func signal(_ signal: Int32) {
+        let running = process.withLock { $0 }
+        guard let running, running.isRunning else { return }
+        kill(running.processIdentifier, signal)
+        if signal == SIGKILL {
+            running.waitUntilExit()
+            process.withLock { $0 = nil }
+        }
+    }
+
     /// Starts the server again on the same socket and port (after `stop()`).
     public func start() async throws {
         let child = Process()

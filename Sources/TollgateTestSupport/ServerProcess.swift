@@ -208,6 +208,15 @@ public final class ServerProcess: Sendable {
         if ownsDataDirectory { try? FileManager.default.removeItem(at: dataDirectory) }
     }
 
+    /// Sends `signal` to the server (SIGKILL for crash tests).
+    public func signal(_ signal: Int32) { process.signal(signal) }
+
+    /// Waits for the server to exit (after `signal`).
+    @discardableResult
+    public func waitForExit(timeout: Duration = .seconds(30)) async throws -> TestProcess.Termination {
+        try await process.waitForExit(timeout: timeout)
+    }
+
     /// SIGTERM, then waits for the server to exit (graceful shutdown); SIGKILL after `timeout`.
     @discardableResult
     public func stop(timeout: Duration = .seconds(30)) async throws -> TestProcess.Termination {

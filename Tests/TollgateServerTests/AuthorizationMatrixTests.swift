@@ -20,6 +20,8 @@ struct AuthorizationMatrixTests {
         case adminOrOwn
         /// Anyone, with or without a token.
         case open
+        /// Any valid token (admin, service, any account's).
+        case anyToken
     }
 
     struct Route: CustomStringConvertible {
@@ -102,13 +104,21 @@ struct AuthorizationMatrixTests {
                 Route(method: "GET", path: "/readyz", body: nil, access: .open, success: 200),
                 Route(method: "GET", path: "/metrics", body: nil, access: .open, success: 200),
                 Route(method: "GET", path: "/openapi.json", body: nil, access: .open, success: 200),
+                // Live streams and the dashboard (the SSE routes are checked below, as streams).
+                Route(method: "PUT", path: "/v1/accounts/acme/alerts", body: ["low_balance": "1"], access: .adminOrOwn, success: 200),
+                // A plain GET is not an upgrade: an allowed caller is told so (400), after the check.
+                Route(method: "GET", path: "/v1/accounts/acme/ws", body: nil, access: .adminOrOwn, success: 400),
+                Route(method: "GET", path: "/v1/accounts", body: nil, access: .admin, success: 200),
+                Route(method: "GET", path: "/v1/whoami", body: nil, access: .anyToken, success: 200),
+                Route(method: "GET", path: "/", body: nil, access: .open, success: 200),
+                Route(method: "GET", path: "/dashboard/app.js", body: nil, access: .open, success: 200),
             ]
 
             func expected(_ route: Route, _ caller: Caller) -> Int {
                 switch (route.access, caller) {
                 case (.open, _): return route.success
                 case (_, .none), (_, .unknown): return 401
-                case (.admin, .admin), (.service, .service), (.adminOrOwn, .admin), (.adminOrOwn, .own): return route.success
+                case (.admin, .admin), (.service, .service), (.adminOrOwn, .admin), (.adminOrOwn, .own), (.anyToken, _): return route.success
                 default: return 403
                 }
             }
@@ -132,6 +142,21 @@ struct AuthorizationMatrixTests {
                 }
             }
             #expect(mismatches.isEmpty, "\(mismatches.joined(separator: "\n"))")
+
+            // The event streams (SSE), read as streams: an allowed caller gets 200 and the stream,
+            // anyone else 401/403 at once. The account stream is the account's (or the admin's);
+            // the firehose of every account is the admin's only.
+            let streams: [(path: String, access: Access)] = [("/v1/accounts/acme/events", .adminOrOwn), ("/v1/events", .admin)]
+            for stream in streams {
+                for caller in Caller.allCases {
+                    let want = expected(Route(method: "GET", path: stream.path, body: nil, access: stream.access, success: 200), caller)
+                    let sse = try SSEStreams(port: s.port, path: stream.path, token: tokens[caller])
+                    let deadline = ContinuousClock.now + .seconds(30)
+                    while sse.status() == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+                    #expect(sse.status() == want, "GET \(stream.path) as \(caller): \(sse.status()), expected \(want)")
+                    sse.close()
+                }
+            }
 
             // /v1/check authenticates the gateway by its own header, Tollgate-Service-Token
             // (Authorization carries the end user's key): only the service token gets a decision.

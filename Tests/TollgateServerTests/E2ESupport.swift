@@ -146,14 +146,21 @@ struct E2EServer: Sendable {
     var http: TestHTTPClient { server.http }
     var port: Int { server.port }
 
-    init(arguments: [String] = [], environment: [String: String] = [:], persistentRedis: Bool = false) async throws {
-        redis = try await RedisServer(persistent: persistentRedis)
+    init(arguments: [String] = [], environment: [String: String] = [:], persistentRedis: Bool = false,
+         redisArguments: [String] = []) async throws {
+        redis = try await RedisServer(persistent: persistentRedis, extraArguments: redisArguments)
         // A generous Redis timeout: the tests start many servers at once on a small machine,
         // and `serve` uses it for its start-up calls too (loading the Lua library).
         let timeout = arguments.contains("--redis-timeout") ? [] : ["--redis-timeout", "10s"]
         server = try await ServerProcess.start(
             redis: redis, adminToken: E2ETokens.admin, serviceToken: E2ETokens.service,
             arguments: ["--log-level", "warning"] + timeout + arguments, environment: environment)
+    }
+
+    /// A server started elsewhere (fault tests restart and kill servers on one Redis).
+    init(redis: RedisServer, server: ServerProcess) {
+        self.redis = redis
+        self.server = server
     }
 
     /// SIGTERM to the server (waiting for it), then stops Redis.
@@ -164,8 +171,9 @@ struct E2EServer: Sendable {
 
     /// Runs `body` with a server, stopping it afterwards whatever happens.
     static func with<T>(arguments: [String] = [], environment: [String: String] = [:], persistentRedis: Bool = false,
-                        _ body: (E2EServer) async throws -> T) async throws -> T {
-        let server = try await E2EServer(arguments: arguments, environment: environment, persistentRedis: persistentRedis)
+                        redisArguments: [String] = [], _ body: (E2EServer) async throws -> T) async throws -> T {
+        let server = try await E2EServer(arguments: arguments, environment: environment, persistentRedis: persistentRedis,
+                                         redisArguments: redisArguments)
         do {
             let result = try await body(server)
             try await server.stop()

@@ -198,13 +198,13 @@ struct ErrorTests {
             #expect(readiness.status == 503 && readiness.value == ["status": "redis_unavailable"])
             #expect(try await s.http.send("GET", "/healthz").status == 200)
             let usage: [[String: Any]] = [["meter": "api_call", "quantity": 1]]
-            Self.expectError(try await s.service("POST", "/v1/authorize", ["key": key.secret, "request_id": "d1", "usage": usage]), 503, "redis_unavailable")
-            Self.expectError(try await s.service("POST", "/v1/authorize", ["account": "acme", "request_id": "d2", "usage": usage]), 503, "redis_unavailable")
-            Self.expectError(try await s.check([("X-Api-Key", key.secret), ("X-Request-Id", "d3")]), 503, "redis_unavailable")
-            Self.expectError(try await s.admin("GET", "/v1/accounts/acme"), 503, "redis_unavailable")
-            Self.expectError(try await s.admin("POST", "/v1/accounts/acme/credits", ["amount": "1", "request_id": "d4"]), 503, "redis_unavailable")
+            Self.expectError(try await s.service("POST", "/v1/authorize", ["key": key.secret, "request_id": "d1", "usage": usage]), 503, "engine_unavailable")
+            Self.expectError(try await s.service("POST", "/v1/authorize", ["account": "acme", "request_id": "d2", "usage": usage]), 503, "engine_unavailable")
+            Self.expectError(try await s.check([("X-Api-Key", key.secret), ("X-Request-Id", "d3")]), 503, "engine_unavailable")
+            Self.expectError(try await s.admin("GET", "/v1/accounts/acme"), 503, "engine_unavailable")
+            Self.expectError(try await s.admin("POST", "/v1/accounts/acme/credits", ["amount": "1", "request_id": "d4"]), 503, "engine_unavailable")
             // An account token cannot be checked without Redis either: 503, not 401.
-            Self.expectError(try await s.request("GET", "/v1/accounts/acme", token: token), 503, "redis_unavailable")
+            Self.expectError(try await s.request("GET", "/v1/accounts/acme", token: token), 503, "engine_unavailable")
             let metrics = try await s.http.send("GET", "/metrics")
             #expect(metrics.status == 200 && metrics.text.contains(#"tollgate_redis_errors_total{kind="unavailable"}"#), "\(metrics.text)")
 

@@ -77,7 +77,7 @@ extension Engine {
 
     /// Usage as Lua reads it (`usage_arg` in lua/30_pricing.lua): the count, then per item
     /// meter, model, quantity, price in micro-credits (-1: none) and per.
-    private func usageArguments(_ usage: [UsageItem], _ prices: [PriceKey: Price]) throws(TollgateError) -> [String] {
+    func usageArguments(_ usage: [UsageItem], _ prices: [PriceKey: Price]) throws(TollgateError) -> [String] {
         guard usage.count <= 64 else { throw TollgateError(.invalidArgument, "at most 64 usage items") }
         var arguments = [String(usage.count)]
         arguments.reserveCapacity(1 + usage.count * 5)

@@ -11,6 +11,10 @@ public struct Engine: Sendable {
     public let clock: any EngineClock
     /// The price book and API-key directory, shared by copies of this engine.
     let caches: EngineCaches
+    /// Whether a decision (debit, hold, authorize) whose reply does not come in time is voided
+    /// once Redis answers again, so a call answered "unavailable" is never charged (true), or
+    /// left to be replayed by the caller (false: `--fail-open`, whose journal replays it).
+    public var voidsUnansweredDecisions = true
 
     /// Makes an engine over a client without touching Redis; call `prepare()` before use, or
     /// use `start(redis:clock:)`.
@@ -159,6 +163,9 @@ public struct Engine: Sendable {
         do {
             reply = try await redis.call(TollgateLua.library, command)
         } catch {
+            if error.code == .timeout || error.code == .connectionClosed, let requestID {
+                noteUnanswered(function, id, requestID)
+            }
             throw TollgateError(error)
         }
         if case .error(let message) = reply {

@@ -1,6 +1,8 @@
 /// The kinds of ledger entry (DESIGN.md: Model).
 public enum LedgerKind: String, Sendable, Hashable, Codable, CaseIterable {
     case topup, deposit, coupon, grant, adjustment, debit, hold, capture, release, expire, refund
+    /// Gives back a decision that was answered 503 but had applied (`lua/65_void.lua`).
+    case void
 }
 
 /// One change on an account, as written by the Lua step that made it.

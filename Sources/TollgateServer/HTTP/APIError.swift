@@ -48,7 +48,11 @@ extension APIError {
         case .invalidAmount, .invalidArgument, .amountOutOfRange: status = .badRequest
         case .accountNotFound, .keyNotFound, .depositNotFound: status = .notFound
         case .accountExists, .idempotencyConflict, .accountClosed, .depositExists, .archiveMismatch, .rangeArchived: status = .conflict
-        case .redisUnavailable: status = .serviceUnavailable
+        case .redisUnavailable:
+            // Redis did not answer in time: the decision fails closed, and was not charged
+            // (the engine voids it). The gateway may retry with a new request id.
+            self.init(.serviceUnavailable, "engine_unavailable", error.message, headers: [.retryAfter: "1"])
+            return
         default: status = .internalServerError
         }
         self.init(status, error.code.rawValue, error.message)

@@ -11,6 +11,13 @@ final class ServerMetrics: Sendable {
     private let latency: Metrics.Timer
     private let redisErrors = Mutex([String: Metrics.Counter]())
     private let pipelineDepth: Metrics.Gauge
+    private let failOpen = Metrics.Counter(label: "tollgate_fail_open_total")
+    private let pendingVoids = Metrics.Gauge(label: "tollgate_pending_voids")
+    private let droppedVoids = Metrics.Gauge(label: "tollgate_dropped_voids")
+    private let journalEntries = Metrics.Gauge(label: "tollgate_fail_open_journal_entries")
+    let journalReplayed = Metrics.Counter(label: "tollgate_fail_open_replayed_total")
+    let journalDropped = Metrics.Counter(label: "tollgate_fail_open_dropped_total")
+    let voided = Metrics.Counter(label: "tollgate_voids_total")
 
     init(registry: PrometheusCollectorRegistry) {
         self.registry = registry
@@ -45,9 +52,18 @@ final class ServerMetrics: Sendable {
         counter.increment()
     }
 
-    /// The Prometheus text, with the pipeline depth read now.
-    func render(redis: RedisClient) -> [UInt8] {
+    /// Counts a call allowed without Redis (`--fail-open`).
+    func recordFailOpen() { failOpen.increment() }
+
+    /// The Prometheus text, with the pipeline depth, voids waiting and journal size read now.
+    func render(redis: RedisClient, engine: Engine? = nil, journal: FailOpenJournal? = nil) -> [UInt8] {
         pipelineDepth.record(redis.outstandingCommands)
+        if let engine {
+            let voids = engine.pendingVoids
+            pendingVoids.record(voids.waiting)
+            droppedVoids.record(voids.dropped)
+        }
+        if let journal { journalEntries.record(journal.count) }
         return registry.emitToBuffer()
     }
 }

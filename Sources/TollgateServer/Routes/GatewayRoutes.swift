@@ -13,8 +13,12 @@ struct GatewayRoutes: Sendable {
     let denyStatus: HTTPResponse.Status
     /// The service token's digest, computed once: `/v1/check` compares against it per request.
     private let serviceDigest: [UInt8]
+    /// `--fail-open`: where calls allowed without Redis are journaled; nil fails closed.
+    let failOpen: FailOpenJournal?
 
-    init(engine: Engine, auth: Authenticator, metrics: ServerMetrics, denyStatus: HTTPResponse.Status, serviceToken: String) {
+    init(engine: Engine, auth: Authenticator, metrics: ServerMetrics, denyStatus: HTTPResponse.Status, serviceToken: String,
+         failOpen: FailOpenJournal? = nil) {
+        self.failOpen = failOpen
         self.engine = engine
         self.auth = auth
         self.metrics = metrics
@@ -61,9 +65,41 @@ struct GatewayRoutes: Sendable {
         }
         let usage = try apiCall { () throws(TollgateError) in try UsageBody.items(body.usage) }
         let requestID = try apiCall { () throws(TollgateError) in try RequestID(body.request_id) }
-        return try await decided(start) { () async throws(TollgateError) in
-            try await engine.authorize(target, usage: usage, requestID: requestID, mode: mode)
+        do {
+            let decision = try await engine.authorize(target, usage: usage, requestID: requestID, mode: mode)
+            metrics.record(decision, since: start)
+            return JSON.response(decision)
+        } catch {
+            if error.code == .redisUnavailable {
+                metrics.recordRedisError(error)
+                if mode == .debit, journaled(target, usage, requestID) {
+                    return JSON.response(Decision.allowedWithoutRedis, headers: [Self.failOpenHeader: "1"])
+                }
+            }
+            throw APIError(error)
         }
+    }
+
+    static let failOpenHeader = HTTPField.Name("Tollgate-Fail-Open")!
+
+    /// With `--fail-open`, journals a call Redis could not decide so it can be allowed; false
+    /// when it must fail closed (no fail-open, journal full, or a key this server never saw).
+    private func journaled(_ target: AuthorizeTarget, _ usage: [UsageItem], _ requestID: TollgateCore.RequestID) -> Bool {
+        guard let failOpen else { return false }
+        let account: AccountID
+        var keyID = ""
+        switch target {
+        case .account(let id): account = id
+        case .key(let secret):
+            guard let known = engine.cachedKey(secret: secret) else { return false }
+            account = known.account
+            keyID = known.key.rawValue
+        }
+        let entry = FailOpenJournal.Entry(account: account, keyID: keyID, usage: usage, requestID: requestID,
+                                          time: engine.clock.nowMilliseconds())
+        guard failOpen.append(entry) else { return false }
+        metrics.recordFailOpen()
+        return true
     }
 
     private enum FollowUp { case report, settle, release }
@@ -107,8 +143,15 @@ struct GatewayRoutes: Sendable {
         do {
             decision = try await engine.authorize(.key(secret: secret), usage: usage, requestID: requestID)
         } catch {
-            if error.code == .redisUnavailable { metrics.recordRedisError(error) }
-            throw APIError(error)
+            if error.code == .redisUnavailable {
+                metrics.recordRedisError(error)
+                if journaled(AuthorizeTarget.key(secret: secret), usage, requestID) {
+                    return Response(status: .ok, headers: [Self.failOpenHeader: "1"])
+                }
+            }
+            var failure = APIError(error)
+            failure.headers[HTTPField.Name("X-Tollgate-Reason")!] = failure.code
+            throw failure
         }
         metrics.record(decision, since: start)
         var headers = HTTPFields()

@@ -7,24 +7,36 @@ import TollgateCore
 /// Unauthenticated operations routes: liveness, readiness, metrics and the API description.
 struct OperationsRoutes: Sendable {
     let engine: Engine
+    /// The engine of the gateway's decisions, whose unanswered decisions wait to be voided.
+    let gateway: Engine
+    let journal: FailOpenJournal?
     let metrics: ServerMetrics
 
     func register(on router: Router<TollgateRequestContext>) {
         router.get("/healthz") { _, _ in JSON.response(["status": "ok"]) }
+        // Ready when Redis answers and runs this build's Lua. While voids or fail-open journal
+        // entries wait to be applied, the body says how many (they go by themselves).
         router.get("/readyz") { _, _ in
+            var body: [String: String] = [:]
+            let voids = gateway.pendingVoids.waiting
+            if voids > 0 { body["pending_voids"] = String(voids) }
+            if let journal, journal.count > 0 { body["fail_open_journal"] = String(journal.count) }
             do {
                 try await engine.redis.ping()
                 guard try await engine.luaMatchesRepository() else {
-                    return JSON.response(["status": "lua_mismatch"], status: .serviceUnavailable)
+                    body["status"] = "lua_mismatch"
+                    return JSON.response(body, status: .serviceUnavailable)
                 }
-                return JSON.response(["status": "ready"])
+                body["status"] = "ready"
+                return JSON.response(body)
             } catch {
-                return JSON.response(["status": "redis_unavailable"], status: .serviceUnavailable)
+                body["status"] = "redis_unavailable"
+                return JSON.response(body, status: .serviceUnavailable)
             }
         }
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
-                     body: .init(byteBuffer: ByteBuffer(bytes: metrics.render(redis: engine.redis))))
+                     body: .init(byteBuffer: ByteBuffer(bytes: metrics.render(redis: gateway.redis, engine: gateway, journal: journal))))
         }
         router.get("/openapi.json") { _, _ in
             guard let url = Bundle.module.url(forResource: "openapi", withExtension: "json"),

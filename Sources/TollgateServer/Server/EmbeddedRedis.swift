@@ -26,8 +26,9 @@ public final class EmbeddedRedis: Sendable {
         self.lockDescriptor = lockDescriptor
     }
 
-    /// Takes the data folder's lock, starts `redis-server` and waits until it answers.
-    public static func start(in directory: URL, logger: Logger) async throws -> EmbeddedRedis {
+    /// Takes the data folder's lock, starts `redis-server` (fsync as `durability` says) and waits
+    /// until it answers.
+    public static func start(in directory: URL, durability: Durability = .normal, logger: Logger) async throws -> EmbeddedRedis {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let lockPath = directory.appendingPathComponent("tollgate.lock").path
         let descriptor = open(lockPath, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
@@ -52,7 +53,7 @@ public final class EmbeddedRedis: Sendable {
         }
         let arguments = [
             "redis-server", "--port", "0", "--unixsocket", socketPath, "--unixsocketperm", "700",
-            "--dir", directory.path, "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+            "--dir", directory.path, "--appendonly", "yes", "--appendfsync", durability.appendfsync, "--save", "",
             "--daemonize", "no", "--logfile", directory.appendingPathComponent("redis.log").path,
         ]
         let pid = try spawn(arguments)
@@ -121,6 +122,18 @@ public struct RedisLifecycleService: Service {
             logger.info("stopping the embedded redis-server")
             embedded.stop()
         }
+    }
+}
+
+/// Closes the gateway's Redis client at shutdown, after the HTTP server has finished.
+public struct DecisionClientService: Service {
+    let client: RedisClient
+
+    public init(client: RedisClient) { self.client = client }
+
+    public func run() async throws {
+        try? await gracefulShutdown()
+        client.close()
     }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 import HummingbirdWebSocket
 import Logging
 import Metrics
@@ -25,6 +26,12 @@ public struct ServerConfiguration: Sendable {
     /// Proxies (IP addresses) whose `X-Forwarded-For` names the client, for the coupon
     /// guessing limit per address.
     public var trustedProxies: Set<String> = []
+    /// `--fail-open`: the journal of calls allowed while Redis could not answer; nil (the
+    /// default) fails closed with 503 `engine_unavailable`.
+    public var failOpen: FailOpenJournal?
+    /// The most client connections served at once (`--max-connections`); past it, new ones wait
+    /// in the listen backlog until one closes.
+    public var maximumConnections = 10_000
 
     public init(host: String, port: Int, tokens: ServerTokens, denyStatus: Int = 403,
                 couponPolicy: CouponGuessingPolicy = CouponGuessingPolicy(), payments: PaymentsConfiguration) {
@@ -52,30 +59,39 @@ public enum TollgateHTTPServer {
         return registry
     }()
 
+    private static let sharedMetrics = ServerMetrics(registry: metricsRegistry)
+
+    /// The server's metrics, for services beside the application (`RecoveryService`).
+    public static var metrics: ServerMetricsHandle { ServerMetricsHandle(metrics: sharedMetrics) }
+
     /// The application, ready to run as a service. `onListening` gets the bound port. `events`
-    /// (run as a service of its own) feeds the live streams.
+    /// (run as a service of its own) feeds the live streams. `gateway`, when given, answers
+    /// the gateway's decisions (its Redis client has the short `--redis-timeout`); `engine`
+    /// everything else.
     public static func application(
-        engine: Engine, configuration: ServerConfiguration, events: EventHub, logger: Logger,
+        engine: Engine, gateway: Engine? = nil, configuration: ServerConfiguration, events: EventHub, logger: Logger,
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
-        let metrics = ServerMetrics(registry: metricsRegistry)
+        let metrics = sharedMetrics
         let auth = Authenticator(adminToken: configuration.tokens.admin, serviceToken: configuration.tokens.service, engine: engine)
         let router = Router(context: TollgateRequestContext.self)
         router.add(middleware: ErrorLoggingMiddleware())
-        GatewayRoutes(engine: engine, auth: auth, metrics: metrics,
-                      denyStatus: HTTPResponse.Status(code: configuration.denyStatus), serviceToken: configuration.tokens.service)
+        GatewayRoutes(engine: gateway ?? engine, auth: auth, metrics: metrics,
+                      denyStatus: HTTPResponse.Status(code: configuration.denyStatus), serviceToken: configuration.tokens.service,
+                      failOpen: configuration.failOpen)
             .register(on: router)
         AdminRoutes(engine: engine, auth: auth).register(on: router)
         BillingRoutes(engine: engine, auth: auth, couponPolicy: configuration.couponPolicy,
                       clientAddress: ClientAddressResolver(trustedProxies: configuration.trustedProxies)).register(on: router)
         PaymentRoutes(engine: engine, auth: auth, payments: configuration.payments).register(on: router)
-        OperationsRoutes(engine: engine, metrics: metrics).register(on: router)
+        OperationsRoutes(engine: engine, gateway: gateway ?? engine, journal: configuration.failOpen, metrics: metrics).register(on: router)
         EventRoutes(engine: engine, auth: auth, hub: events).register(on: router)
         DashboardRoutes(engine: engine, auth: auth).register(on: router)
         return Application(
             router: router,
             server: .http1WebSocketUpgrade(shouldUpgrade: EventRoutes.webSocketUpgrade(engine: engine, auth: auth, hub: events)),
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "tollgate"),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "tollgate",
+                                 availableConnectionsDelegate: MaximumAvailableConnections(configuration.maximumConnections)),
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? configuration.port) },
             logger: logger)
     }

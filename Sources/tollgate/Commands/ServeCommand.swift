@@ -28,8 +28,13 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Admin token (TOLLGATE_ADMIN_TOKEN).") var adminToken: String?
     @Option(help: "Service token for gateways (TOLLGATE_SERVICE_TOKEN).") var serviceToken: String?
     @Option(help: "Status of a denied /v1/check: 403, 402 or 429 (TOLLGATE_DENY_STATUS).") var denyStatus: Int?
-    @Option(help: "Longest wait for Redis per decision, e.g. 250ms (TOLLGATE_REDIS_TIMEOUT).") var redisTimeout: DurationArgument?
+    @Option(help: "Longest wait for Redis per gateway decision; then 503 engine_unavailable (default 50ms; TOLLGATE_REDIS_TIMEOUT).") var redisTimeout: DurationArgument?
+    @Option(help: "Longest wait for Redis on admin, billing and report calls (default 5s; TOLLGATE_ADMIN_REDIS_TIMEOUT).") var adminRedisTimeout: DurationArgument?
+    @Option(help: "normal (AOF, fsync every second) or strict (fsync before every reply) (TOLLGATE_DURABILITY).") var durability: String?
+    @Flag(help: "Allow gateway calls while Redis cannot answer, journal them and charge them once it is back (TOLLGATE_FAIL_OPEN=1).") var failOpen = false
+    @Option(help: "Most calls the fail-open journal keeps before failing closed again (default 100000).") var failOpenJournalLimit: Int?
     @Option(help: "Redis connections (TOLLGATE_REDIS_CONNECTIONS).") var redisConnections: Int?
+    @Option(help: "Most client connections served at once (default 10000; TOLLGATE_MAX_CONNECTIONS).") var maxConnections: Int?
     @Option(help: "trace, debug, info, notice, warning, error (TOLLGATE_LOG_LEVEL).") var logLevel: String?
     @Option(help: ArgumentHelp(
         "A proxy (IP address) whose X-Forwarded-For names the client; repeat for several (TOLLGATE_TRUSTED_PROXIES, comma-separated).",
@@ -51,7 +56,14 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let deny = denyStatus ?? environment["TOLLGATE_DENY_STATUS"].flatMap { Int($0) } ?? 403
         guard [402, 403, 429].contains(deny) else { throw ValidationError("--deny-status is 402, 403 or 429") }
-        let timeout = redisTimeout ?? environment["TOLLGATE_REDIS_TIMEOUT"].flatMap(DurationArgument.init(argument:)) ?? DurationArgument(.milliseconds(500))
+        let timeout = redisTimeout ?? environment["TOLLGATE_REDIS_TIMEOUT"].flatMap(DurationArgument.init(argument:)) ?? DurationArgument(.milliseconds(50))
+        // Admin and report calls read more (ledgers, reports) and nobody waits on them per
+        // request of an API: they get longer.
+        let adminTimeout = adminRedisTimeout ?? environment["TOLLGATE_ADMIN_REDIS_TIMEOUT"].flatMap(DurationArgument.init(argument:)) ?? DurationArgument(.seconds(5))
+        guard let durabilityMode = Durability(rawValue: setting(durability, "DURABILITY") ?? "normal") else {
+            throw ValidationError("--durability is normal or strict")
+        }
+        let failOpen = failOpen || ["1", "true", "yes"].contains(environment["TOLLGATE_FAIL_OPEN"] ?? "")
         let connections = redisConnections ?? environment["TOLLGATE_REDIS_CONNECTIONS"].flatMap { Int($0) } ?? 4
         guard (1...64).contains(connections) else { throw ValidationError("--redis-connections is 1 to 64") }
         let dataDirectory = URL(fileURLWithPath: setting(dataDir, "DATA_DIR") ?? ".tollgate", isDirectory: true).standardizedFileURL
@@ -63,7 +75,7 @@ struct ServeCommand: AsyncParsableCommand {
             embedded = nil
         } else {
             do {
-                let started = try await EmbeddedRedis.start(in: dataDirectory, logger: logger)
+                let started = try await EmbeddedRedis.start(in: dataDirectory, durability: durabilityMode, logger: logger)
                 embedded = started
                 address = started.address
             } catch let error as ServeError {
@@ -76,6 +88,9 @@ struct ServeCommand: AsyncParsableCommand {
             address: address, connectTimeout: .seconds(5), commandTimeout: .seconds(15), connectionCount: 1))
         do {
             _ = try await Engine.start(redis: startup)
+            for problem in await durabilityMode.problems(of: startup) {
+                logger.warning("\(problem)")
+            }
             startup.close()
         } catch {
             startup.close()
@@ -83,8 +98,16 @@ struct ServeCommand: AsyncParsableCommand {
             throw error
         }
         let client = RedisClient(configuration: RedisConfiguration(
-            address: address, connectTimeout: .seconds(2), commandTimeout: timeout.duration, connectionCount: connections))
+            address: address, connectTimeout: .seconds(2), commandTimeout: adminTimeout.duration, connectionCount: 2))
         let engine = Engine(redis: client)
+        // The gateway's decisions: connecting and answering each bounded by --redis-timeout.
+        let decisionClient = RedisClient(configuration: RedisConfiguration(
+            address: address, connectTimeout: timeout.duration, commandTimeout: timeout.duration, connectionCount: connections))
+        var gateway = Engine(redis: decisionClient)
+        gateway.voidsUnansweredDecisions = !failOpen
+        let journal = try failOpen ? FailOpenJournal(
+            path: dataDirectory.appendingPathComponent("fail-open.journal").path,
+            capacity: failOpenJournalLimit ?? environment["TOLLGATE_FAIL_OPEN_JOURNAL_LIMIT"].flatMap { Int($0) } ?? 100_000) : nil
         let tokens = try ServerTokens.load(admin: setting(adminToken, "ADMIN_TOKEN"), service: setting(serviceToken, "SERVICE_TOKEN"),
                                            directory: dataDirectory)
         let demoLines = demo ? try await seedDemo(engine) : nil
@@ -100,17 +123,22 @@ struct ServeCommand: AsyncParsableCommand {
             $0.trimmingCharacters(in: .whitespaces)
         }
         configuration.trustedProxies = Set(proxies.filter { !$0.isEmpty })
+        configuration.failOpen = journal
+        configuration.maximumConnections = maxConnections ?? environment["TOLLGATE_MAX_CONNECTIONS"].flatMap { Int($0) } ?? 10_000
+        guard configuration.maximumConnections >= 1 else { throw ValidationError("--max-connections is at least 1") }
         let redisDescription = embedded.map { "embedded, data in \($0.directory.path)" } ?? address.description
         let events = EventHub(
             redis: RedisConfiguration(address: address, connectTimeout: .seconds(2), commandTimeout: .seconds(5), connectionCount: 1),
             configuration: try eventOptions.configuration(environment), logger: logger)
-        let app = TollgateHTTPServer.application(engine: engine, configuration: configuration, events: events, logger: logger) { boundPort in
+        let app = TollgateHTTPServer.application(engine: engine, gateway: gateway, configuration: configuration, events: events, logger: logger) { boundPort in
             Self.announce(host: host, port: boundPort, redis: redisDescription, tokens: tokens, dataDirectory: dataDirectory, demo: demoLines)
         }
         let group = ServiceGroup(configuration: .init(
             // Shut down in reverse: the event streams end first, so the HTTP server is not
             // left waiting for them.
             services: [.init(service: RedisLifecycleService(client: client, embedded: embedded, logger: logger)),
+                       .init(service: DecisionClientService(client: decisionClient)),
+                       .init(service: RecoveryService(engine: gateway, journal: journal, metrics: TollgateHTTPServer.metrics, logger: logger)),
                        .init(service: app), .init(service: events)]
                 + (try eventOptions.webhook(environment).map {
                     [ServiceGroupConfiguration.ServiceConfiguration(service: AlertWebhook(engine: engine, hub: events, configuration: $0, logger: logger))]
