@@ -118,7 +118,7 @@ let package = Package(
         .testTarget(
             name: "TollgateServerTests",
             dependencies: [
-                "TollgateCore", "TollgateRedis", "TollgateTestSupport",
+                "TollgateCore", "TollgateRedis", "TollgateServer", "TollgateTestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
             ]

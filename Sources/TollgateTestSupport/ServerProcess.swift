@@ -208,6 +208,9 @@ public final class ServerProcess: Sendable {
         if ownsDataDirectory { try? FileManager.default.removeItem(at: dataDirectory) }
     }
 
+    /// What the server printed so far, stdout then stderr.
+    public var output: String { process.stdout + process.stderr }
+
     /// Sends `signal` to the server (SIGKILL for crash tests).
     public func signal(_ signal: Int32) { process.signal(signal) }
 

@@ -150,7 +150,15 @@ final class HTTPSession: LoadSession {
 
     /// Sends a request and decodes a 2xx JSON object; anything else is an error.
     private func json(_ method: HTTPMethod, _ path: String, _ token: Token, body: String? = nil) async throws(LoadTestError) -> [String: Any] {
-        let (status, buffer) = try await send(method, path, token, body: body)
+        var (status, buffer) = try await send(method, path, token, body: body)
+        // A read answered 503 (Redis restarting, a connection it dropped) is safe to ask again:
+        // a few tries over about two seconds before the books check gives up.
+        var tries = 0
+        while method == .GET, status == 503, tries < 10 {
+            tries += 1
+            try? await Task.sleep(for: .milliseconds(200))
+            (status, buffer) = try await send(method, path, token, body: body)
+        }
         let object = try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any]
         guard (200..<300).contains(status) else {
             let error = object?["error"] as? [String: Any]

@@ -55,6 +55,7 @@ public final class FailOpenJournal: Sendable {
     public init(path: String, capacity: Int) throws {
         self.path = path
         self.capacity = capacity
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         var entries: [Entry] = []
         if let data = FileManager.default.contents(atPath: path) {
             let decoder = JSONDecoder()

@@ -50,7 +50,12 @@ struct PaymentRoutes: Sendable {
     private func webhook(_ request: Request, _ context: TollgateRequestContext) async throws -> Response {
         let name = try PathParameter.text(context, "provider")
         guard let provider = payments.provider(named: name) else { throw APIError.notFound("no payment provider '\(name.prefix(40))'") }
-        let buffer = try await request.body.collect(upTo: Self.maximumWebhookBody)
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: Self.maximumWebhookBody)
+        } catch {
+            throw APIError(.contentTooLarge, "body_too_large", "the body is larger than \(Self.maximumWebhookBody) bytes")
+        }
         let body = Array(buffer.readableBytesView)
         var headers: [String: String] = [:]
         for field in request.headers { headers[field.name.canonicalName.lowercased()] = field.value }
