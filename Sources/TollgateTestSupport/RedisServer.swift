@@ -62,6 +62,23 @@ public final class RedisServer: Sendable {
         running.waitUntilExit()
     }
 
+    /// Whether the server process runs.
+    public var isRunning: Bool { process.withLock { $0?.isRunning ?? false } }
+
+    /// The server's process id, while it runs.
+    public var processIdentifier: Int32? { process.withLock { $0.map(\.processIdentifier) } }
+
+    /// Kills the server at once (SIGKILL, no shutdown work), as a crash would, and waits for it.
+    public func kill() {
+        let running = process.withLock { current -> Process? in
+            defer { current = nil }
+            return current
+        }
+        guard let running, running.isRunning else { return }
+        Glibc.kill(running.processIdentifier, SIGKILL)
+        running.waitUntilExit()
+    }
+
     /// Starts the server again on the same socket and port (after `stop()`).
     public func start() async throws {
         let child = Process()
