@@ -121,6 +121,12 @@ public final class TestRedis: Sendable {
         return single!.client(connections: connections, commandTimeout: commandTimeout)
     }
 
+    /// The environment that points the `tollgate` CLI at this Redis.
+    public var environment: [String: String] {
+        if let cluster { return ["TOLLGATE_REDIS_CLUSTER": cluster.seedList] }
+        return ["TOLLGATE_REDIS_URL": single!.url]
+    }
+
     /// The `tollgate` flags that point at this Redis: `--redis URL` or `--redis-cluster LIST`.
     public var serveArguments: [String] {
         if let cluster { return ["--redis-cluster", cluster.seedList] }

@@ -128,7 +128,7 @@ struct EventStreamTests {
 
             // Flood the stuck account's stream (more than every socket and NIO buffer holds)
             // with well-formed events straight onto the channel, while decisions go on.
-            let redis = server.redis.client(connections: 2)
+            let redis = server.testRedis.client(connections: 2)
             defer { redis.close() }
             let flood = Task {
                 let base = Date().timeIntervalSince1970 * 1000 + 60_000
@@ -164,11 +164,11 @@ struct EventStreamTests {
 
     @Test("a change made through one server reaches subscribers of another on the same Redis; the firehose filters")
     func twoServersShareEvents() async throws {
-        let redis = try await RedisServer()
-        defer { redis.stop() }
-        let one = try await ServerProcess.start(redis: redis, adminToken: E2ETokens.admin, serviceToken: E2ETokens.service,
+        let redis = try await TestRedis.start()
+        defer { redis.single?.stop() }
+        let one = try await ServerProcess.start(redisArguments: redis.serveArguments, adminToken: E2ETokens.admin, serviceToken: E2ETokens.service,
                                                 arguments: ["--log-level", "warning", "--redis-timeout", "10s"])
-        let two = try await ServerProcess.start(redis: redis, adminToken: E2ETokens.admin, serviceToken: E2ETokens.service,
+        let two = try await ServerProcess.start(redisArguments: redis.serveArguments, adminToken: E2ETokens.admin, serviceToken: E2ETokens.service,
                                                 arguments: ["--log-level", "warning", "--redis-timeout", "10s"])
         defer { Task { _ = try? await one.stop(); _ = try? await two.stop() } }
         let a = E2EClient(http: one.http), b = E2EClient(http: two.http)

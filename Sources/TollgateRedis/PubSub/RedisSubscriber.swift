@@ -24,15 +24,22 @@ public final class RedisSubscriber: Sendable {
     private let continuation: AsyncStream<Event>.Continuation
     private let closed = Atomic<Bool>(false)
     private let configuration: RedisConfiguration
+    /// Every address to try, `configuration.address` first; the next is tried after a failure.
+    private let addresses: [RedisAddress]
     private let channels: [String]
     /// How long a quiet connection waits before it is checked with `PING`.
     private let pingInterval: Duration
 
     /// Starts subscribing to `channels` at once (on the subscriber's own thread).
-    public init(configuration: RedisConfiguration, channels: [String], pingInterval: Duration = .seconds(5),
-                name: String = "tollgate-redis-subscriber") {
+    ///
+    /// `fallbackAddresses` are tried in turn when the connection to the current address fails:
+    /// on a Redis Cluster every node delivers every `PUBLISH`, so any node will do, and the
+    /// subscription survives the loss of one.
+    public init(configuration: RedisConfiguration, channels: [String], fallbackAddresses: [RedisAddress] = [],
+                pingInterval: Duration = .seconds(5), name: String = "tollgate-redis-subscriber") {
         precondition(!channels.isEmpty, "a subscription needs at least one channel")
         self.configuration = configuration
+        self.addresses = [configuration.address] + fallbackAddresses.filter { $0 != configuration.address }
         self.channels = channels
         self.pingInterval = pingInterval
         (events, continuation) = AsyncStream.makeStream(of: Event.self, bufferingPolicy: .unbounded)
@@ -60,11 +67,15 @@ public final class RedisSubscriber: Sendable {
         pthread_sigmask(SIG_BLOCK, &signals, nil)
         var everSubscribed = false
         var failures = 0
+        var current = 0
         while !isClosed {
             do {
-                try session(resumed: everSubscribed) { everSubscribed = true; failures = 0 }
+                var settings = configuration
+                settings.address = addresses[current % addresses.count]
+                try session(settings, resumed: everSubscribed) { everSubscribed = true; failures = 0 }
             } catch {
                 failures += 1
+                current += 1
                 // Back off a little (up to a second) between attempts, checking for close.
                 let pause = min(1000, 50 * failures)
                 var waited = 0
@@ -78,7 +89,7 @@ public final class RedisSubscriber: Sendable {
     }
 
     /// One connection's life: subscribe, then read until closed or the connection fails.
-    private func session(resumed: Bool, onSubscribed: () -> Void) throws(RedisError) {
+    private func session(_ configuration: RedisConfiguration, resumed: Bool, onSubscribed: () -> Void) throws(RedisError) {
         let context = try HiredisContext.connect(to: configuration)
         context.append(RedisCommand(["SUBSCRIBE"] + channels))
         try context.flush()

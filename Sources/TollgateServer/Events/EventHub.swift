@@ -126,6 +126,7 @@ public final class EventHub: Service, Sendable {
 
     let configuration: Configuration
     private let redis: RedisConfiguration
+    private let fallbackAddresses: [RedisAddress]
     private let registry = Mutex(Registry())
     private let logger: Logger
     /// Made on first use, after the server has bootstrapped the metrics system.
@@ -142,9 +143,11 @@ public final class EventHub: Service, Sendable {
     private var subscriberGauge: Metrics.Gauge { Self.metrics.subscribers }
     private let ready = Mutex<(isReady: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
 
-    /// A hub that subscribes with its own connection to the Redis at `redis.address`.
-    public init(redis: RedisConfiguration, configuration: Configuration = .init(), logger: Logger) {
+    /// A hub that subscribes with its own connection to the Redis at `redis.address`; on a
+    /// Redis Cluster, pass the other nodes as `fallbackAddresses` (any node delivers every event).
+    public init(redis: RedisConfiguration, fallbackAddresses: [RedisAddress] = [], configuration: Configuration = .init(), logger: Logger) {
         self.redis = redis
+        self.fallbackAddresses = fallbackAddresses
         self.configuration = configuration
         self.logger = logger
     }
@@ -194,7 +197,8 @@ public final class EventHub: Service, Sendable {
 
     /// Reads the Redis subscription until shutdown, and sends heartbeats.
     public func run() async throws {
-        let subscriber = RedisSubscriber(configuration: redis, channels: [AccountEvent.channel], name: "tollgate-events")
+        let subscriber = RedisSubscriber(configuration: redis, channels: [AccountEvent.channel],
+                                         fallbackAddresses: fallbackAddresses, name: "tollgate-events")
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 group.addTask { await self.heartbeats() }
