@@ -112,7 +112,8 @@ struct EventStreamTests {
         }
     }
 
-    @Test("a stuck subscriber is cut off as lagging and delays neither decisions nor other subscribers")
+    @Test("a stuck subscriber is cut off as lagging and delays neither decisions nor other subscribers",
+          .enabled(if: !TestRedis.isCluster, "floods 40,000 PUBLISHes, which a cluster relays to all six nodes: too slow on two cores"))
     func stuckSubscriber() async throws {
         try await E2EServer.with(arguments: ["--events-buffer", "64"]) { server in
             try await server.price("api_call", "0.01")
