@@ -28,14 +28,15 @@ local function add_grant(k, a, amount, expires)
   return seq
 end
 
--- Takes amount off the balance: promotional credit first, soonest expiry first.
+-- Takes amount off the balance: promotional credit first, soonest expiry first. Returns how
+-- much promotional credit it used and the latest expiry among the grants it drew on.
 local function take_credit(k, a, amount)
   a.balance = redis.call('HINCRBY', k.acct, 'balance', fmt(-amount))
-  if amount <= 0 or a.promo <= 0 then return end
+  if amount <= 0 or a.promo <= 0 then return 0, 0 end
   local left = math.min(amount, a.promo)
-  local used = 0
+  local used, latest = 0, 0
   while left > 0 do
-    local first = redis.call('ZRANGE', k.grantexp, 0, 0)
+    local first = redis.call('ZRANGE', k.grantexp, 0, 0, 'WITHSCORES')
     local seq = first[1]
     if not seq then break end
     local rest = tonumber(redis.call('HGET', k.grants, seq) or '0')
@@ -43,6 +44,7 @@ local function take_credit(k, a, amount)
     rest = rest - take
     left = left - take
     used = used + take
+    latest = math.max(latest, tonumber(first[2]))
     if rest <= 0 then
       redis.call('HDEL', k.grants, seq)
       redis.call('ZREM', k.grantexp, seq)
@@ -52,18 +54,34 @@ local function take_credit(k, a, amount)
   end
   a.promo = redis.call('HINCRBY', k.acct, 'promo', fmt(-used))
   refresh_grant_expiry(k, a)
+  return used, latest
+end
+
+-- Gives back amount to the balance (a refund of what a hold charged). The part that was
+-- promotional credit returns as promotional credit, expiring when the latest grant it came
+-- from did (so a refund never turns promotional credit into paid credit); the rest is paid.
+local function give_back_credit(k, a, h, amount)
+  local promo_part = math.min(amount, h.pu or 0)
+  if promo_part > 0 then
+    add_grant(k, a, promo_part, h.pe)
+    h.pu = h.pu - promo_part
+  end
+  if amount > promo_part then
+    a.balance = redis.call('HINCRBY', k.acct, 'balance', fmt(amount - promo_part))
+  end
 end
 
 -- Expires the grants whose time has come, each with an 'expire' ledger entry dated at its
--- expiry. Credit an open hold still reserves is not taken (I1: available never drops below
--- -credit_limit); that part stays due and expires at a later step once the hold lets go.
+-- expiry. Credit an open hold still reserves is not taken (it would leave the hold backed by
+-- nothing, or by the credit line); that part stays due and expires at a later step once the
+-- hold lets go.
 local function expire_grants(k, a, now)
   if not a.gnext or a.gnext > now then return end
   local due = redis.call('ZRANGEBYSCORE', k.grantexp, '-inf', now, 'WITHSCORES')
   for i = 1, #due, 2 do
     local seq, expires = due[i], tonumber(due[i + 1])
     local rest = tonumber(redis.call('HGET', k.grants, seq) or '0')
-    local gone = math.max(0, math.min(rest, available(a) + a.credit_limit))
+    local gone = math.max(0, math.min(rest, available(a)))
     if gone > 0 then
       a.balance = redis.call('HINCRBY', k.acct, 'balance', fmt(-gone))
       a.promo = redis.call('HINCRBY', k.acct, 'promo', fmt(-gone))

@@ -4,6 +4,8 @@
 --   u what reports charged, by item name: {q quantity, p price, per, meter, model}
 --   lim 1 when made by authorize (it counts on limits), 0 for a plain hold
 --   sp  (lim 1) the spend it counted per period: {h, ha, d, da, m, ma, life} (hold_count_spend)
+--   pu  promotional credit its charges used (refunds give it back as promotional credit)
+--   pe  the latest expiry among the grants that credit came from
 
 local function read_hold(k, seq)
   local packed = redis.call('HGET', k.holds, seq)
@@ -168,7 +170,15 @@ local function charge_hold(k, a, now, periods, seq, h, lines, tokens, request_id
       left = left - held_part
     end
     if line.cost ~= 0 or line.usage then
-      take_credit(k, a, line.cost)
+      if line.cost >= 0 then
+        local used, latest = take_credit(k, a, line.cost)
+        if used > 0 then
+          h.pu = (h.pu or 0) + used
+          h.pe = math.max(h.pe or 0, latest)
+        end
+      else
+        give_back_credit(k, a, h, -line.cost)
+      end
       if held_part > 0 then a.held = redis.call('HINCRBY', k.acct, 'held', fmt(-held_part)) end
       local kind = 'capture'
       if line.cost < 0 then kind = 'refund' end

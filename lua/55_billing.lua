@@ -76,7 +76,7 @@ redis.register_function('coupon_claim', function(keys, args)
   local c = redis.call('HMGET', keys[1], 'amount', 'max', 'count', 'expires', 'account', 'credit_expires')
   if not c[1] or (c[5] ~= '' and c[5] ~= account_id) then return { 'invalid', '0', '0' } end
   if redis.call('SISMEMBER', keys[2], account_id) == 1 then return { 'reclaimed', c[1], c[6] } end
-  if tonumber(c[4]) <= now then return { 'expired', '0', '0' } end
+  if tonumber(c[4]) <= now or (tonumber(c[6]) ~= 0 and tonumber(c[6]) <= now) then return { 'expired', '0', '0' } end
   if tonumber(c[3]) >= tonumber(c[2]) then return { 'exhausted', '0', '0' } end
   if closed then return { 'account_closed', '0', '0' } end
   redis.call('HINCRBY', keys[1], 'count', 1)
@@ -109,6 +109,7 @@ redis.register_function('coupon_credit', function(keys, args)
     return denied(a, 'already_redeemed')
   end
   if a.status == 'closed' then return denied(a, 'account_closed') end
+  if credit_expires ~= 0 and credit_expires <= now then return denied(a, 'expired') end
   if a.balance + amount > MAX_AMOUNT then
     fail('amount_out_of_range', 'the balance would exceed 2^53 micro-credits')
   end
@@ -154,39 +155,46 @@ local function note_deposit(k, a, now, id, status)
   redis.call('HSET', k.acct, 'lms', fmt(ms + 1))
 end
 
--- deposit_create(deposit_id, credits, token, token_amount, provider)
+-- deposit_create(deposit_id, credits, token, token_amount, provider, network, address)
 -- A pending deposit, kept in the account's slot: hash 'dep:<id>' and the 'deposits' index.
+-- network and address are where the crypto must go; a payment elsewhere is rejected.
 redis.register_function('deposit_create', function(keys, args)
   local k, now, periods = step_start(keys, args)
   local id = args[8]
   local credits = amount_arg(args[9], 'credits')
-  local token, token_amount, provider = args[10], args[11], args[12]
+  local token, token_amount, provider, network, address = args[10], args[11], args[12], args[13] or '', args[14] or ''
   if type(id) ~= 'string' or not string.match(id, '^[%w_%.%-]+$') then fail('invalid_argument', 'bad deposit id') end
   local a = load_account(k)
   if a.status == 'closed' then return denied(a, 'account_closed') end
   local key = k.base .. 'dep:' .. id
   if redis.call('EXISTS', key) == 1 then fail('deposit_exists', 'this deposit id is taken') end
   redis.call('HSET', key, 'status', 'pending', 'credits', fmt(credits), 'token', token,
-    'token_amount', token_amount, 'provider', provider, 'created', fmt(now))
+    'token_amount', token_amount, 'provider', provider, 'network', network, 'address', address, 'created', fmt(now))
   redis.call('ZADD', k.deposits, fmt(now), id)
   note_deposit(k, a, now, id, 'pending')
   return reply(a, 'ok', '', '', '', credits)
 end)
 
--- deposit_complete(deposit_id, provider, provider_tx, status, credits, received)
--- The provider's word on a deposit. 'completed' credits what was received, once: by the
--- provider's transaction id across replays and concurrent deliveries, and by the deposit's
--- status (pending or failed -> completed, never twice). A received amount that differs from
--- the request is credited as received and flagged. 'failed' marks a pending deposit failed.
--- Reply detail (10): 1 when flagged.
+-- deposit_complete(deposit_id, provider, provider_tx, status, credits, received, reason)
+-- The provider's word on a deposit:
+--   'completed' credits what was received, once per provider transaction (across replays and
+--     concurrent deliveries). A received amount that differs from the request is credited as
+--     received and flagged amount_mismatch; a second real payment against a completed deposit
+--     (another transaction) is credited too, flagged duplicate_payment, so no payment is lost.
+--   'failed' marks a pending deposit failed (the same transaction may still complete later).
+--   'rejected' (reason, e.g. wrong_destination: the crypto went elsewhere) credits nothing and
+--     flags the deposit for an operator.
+-- Reply detail (10): 0, or 1 amount_mismatch, 2 duplicate_payment, 3 rejected.
 redis.register_function('deposit_complete', function(keys, args)
   local k, now, periods = step_start(keys, args)
   local id, provider, tx, status = args[8], args[9], args[10], args[11]
-  if status ~= 'completed' and status ~= 'failed' then fail('invalid_argument', 'status must be completed or failed') end
+  if status ~= 'completed' and status ~= 'failed' and status ~= 'rejected' then
+    fail('invalid_argument', 'status must be completed, failed or rejected')
+  end
   if type(tx) ~= 'string' or tx == '' then fail('invalid_argument', 'the provider transaction id is missing') end
   local a = load_account(k)
   local key = k.base .. 'dep:' .. tostring(id)
-  local d = redis.call('HMGET', key, 'status', 'provider', 'credits')
+  local d = redis.call('HMGET', key, 'status', 'provider', 'credits', 'credited')
   if not d[1] then fail('deposit_not_found', 'no such deposit') end
   if d[2] ~= provider then fail('invalid_argument', 'the deposit was made with another provider') end
   local seen = provider .. ':' .. tx
@@ -195,31 +203,47 @@ redis.register_function('deposit_complete', function(keys, args)
     r[11] = 1
     return r
   end
-  if d[1] == 'completed' then return denied(a, 'deposit_already_completed') end
   if status == 'failed' then
     if d[1] == 'pending' then
       redis.call('HSET', key, 'status', 'failed', 'provider_tx', tx, 'updated', fmt(now))
       note_deposit(k, a, now, id, 'failed')
     end
-    redis.call('SADD', k.ptx, seen)
     return reply(a, 'ok', '', '', '', 0)
+  end
+  if status == 'rejected' then
+    local reason = args[14] or 'rejected'
+    redis.call('HSET', key, 'flagged', '1', 'rejection', reason, 'rejected_tx', tx, 'updated', fmt(now))
+    note_deposit(k, a, now, id, 'rejected')
+    redis.call('SADD', k.ptx, seen)
+    return reply(a, 'ok', '', '', '', 0, 3)
   end
   local credits = amount_arg(args[12], 'credits')
   local received = args[13] or ''
   if a.balance + credits > MAX_AMOUNT then
     fail('amount_out_of_range', 'the balance would exceed 2^53 micro-credits')
   end
-  local flagged = credits ~= tonumber(d[3])
+  local detail, flag = 0, nil
+  if d[1] == 'completed' then
+    detail, flag = 2, 'duplicate_payment'
+  elseif credits ~= tonumber(d[3]) then
+    detail, flag = 1, 'amount_mismatch'
+  end
   expire_due(k, a, now, periods)
   a.balance = redis.call('HINCRBY', k.acct, 'balance', fmt(credits))
   local extra = { 'ref', id, 'status', 'completed' }
-  if flagged then extra[5] = 'flag'; extra[6] = 'amount_mismatch' end
-  local entry = append_ledger(k, a, now, 'deposit', credits, 0, 'deposit:' .. id, '', nil, extra)
-  redis.call('HSET', key, 'status', 'completed', 'provider_tx', tx, 'credited', fmt(credits),
-    'received', received, 'flagged', flagged and '1' or '0', 'entry', entry, 'updated', fmt(now))
+  if flag then extra[5] = 'flag'; extra[6] = flag end
+  local entry = append_ledger(k, a, now, 'deposit', credits, 0, 'deposit:' .. id .. ':' .. tx, '', nil, extra)
+  local fields = { 'status', 'completed', 'credited', fmt(tonumber(d[4] or '0') + credits), 'entry', entry, 'updated', fmt(now) }
+  if d[1] == 'completed' then
+    fields[#fields + 1] = 'flagged'; fields[#fields + 1] = '1'
+    fields[#fields + 1] = 'duplicate_tx'; fields[#fields + 1] = tx
+  else
+    fields[#fields + 1] = 'provider_tx'; fields[#fields + 1] = tx
+    fields[#fields + 1] = 'received'; fields[#fields + 1] = received
+    fields[#fields + 1] = 'flagged'; fields[#fields + 1] = flag and '1' or '0'
+  end
+  redis.call('HSET', key, unpack(fields))
   redis.call('SADD', k.ptx, seen)
-  local detail = 0
-  if flagged then detail = 1 end
   return reply(a, 'ok', '', entry, '', credits, detail)
 end)
 
@@ -240,8 +264,8 @@ redis.register_function('ledger_trim', function(keys, args)
   local fields = {}
   local raw = last[1][2]
   for i = 1, #raw, 2 do fields[raw[i]] = raw[i + 1] end
+  -- The payment history is kept: it is small, and its deposit notes are in no archive.
   local removed = redis.call('XTRIM', k.ledger, 'MINID', cut)
-  redis.call('XTRIM', k.payments, 'MINID', cut)
   redis.call('HSET', k.acct, 'ckpt_id', exported, 'ckpt_balance', fields['balance'], 'ckpt_held', fields['held'])
   redis.call('HINCRBY', k.acct, 'ckpt_count', removed)
   return reply(a, 'ok', '', exported, '', removed)

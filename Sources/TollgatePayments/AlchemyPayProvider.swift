@@ -204,7 +204,7 @@ public struct AlchemyPayProvider: PaymentProvider {
             }
             return WebhookEvent(
                 provider: "alchemypay", depositID: depositID, providerTransactionID: orderNo,
-                status: .completed(amount: amount, currency: crypto))
+                status: .completed(amount: amount, currency: crypto), destination: document["address"]?.stringValue)
         case "PAY_FAIL":
             try requireIDs()
             return WebhookEvent(provider: "alchemypay", depositID: depositID, providerTransactionID: orderNo, status: .failed)

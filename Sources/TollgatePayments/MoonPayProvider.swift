@@ -180,7 +180,7 @@ public struct MoonPayProvider: PaymentProvider {
             }
             return WebhookEvent(
                 provider: "moonpay", depositID: depositID, providerTransactionID: transactionID,
-                status: .completed(amount: amount, currency: currency))
+                status: .completed(amount: amount, currency: currency), destination: data["walletAddress"]?.stringValue)
         case "failed":
             try requireIDs()
             return WebhookEvent(

@@ -24,11 +24,17 @@ public struct WebhookEvent: Sendable, Hashable {
     public var providerTransactionID: String
     /// What happened.
     public var status: Status
+    /// Where the provider says it sent the crypto (MoonPay `data.walletAddress`, AlchemyPay
+    /// `address`), when it says. A completed payment is credited only if this is the deposit's
+    /// own receive address: anyone can open a provider's widget with our deposit id and their
+    /// own wallet.
+    public var destination: String?
 
-    public init(provider: String, depositID: String, providerTransactionID: String, status: Status) {
+    public init(provider: String, depositID: String, providerTransactionID: String, status: Status, destination: String? = nil) {
         self.provider = provider
         self.depositID = depositID
         self.providerTransactionID = providerTransactionID
         self.status = status
+        self.destination = destination
     }
 }

@@ -119,48 +119,85 @@ struct BillingTests {
         #expect(try await f.engine.audit().isClean)
     }
 
-    @Test("a deposit completed by 20 concurrent deliveries credits once; a differing amount is credited and flagged; failed marks it failed")
+    @Test("a deposit completed by 20 concurrent deliveries credits once; amount differences, second payments, failures and rejections")
     func deposits() async throws {
         let f = try await EngineFixture(connections: 4)
-        let id = try await f.account("dep")
-        let deposit = try await f.engine.createDeposit(id, credits: money("50"), token: "USDT", tokenAmount: "50", provider: "moonpay")
-        #expect(deposit.status == .pending)
+        // An account id far longer than a provider's order-id limit: deposit ids stay short.
+        let id = try await f.account(String(repeating: "long-account-id-", count: 8))
+        let deposit = try await f.engine.createDeposit(id, credits: money("50"), token: "USDT", tokenAmount: "50", provider: "moonpay",
+                                                       network: "TRON", address: "TAddr1")
+        #expect(deposit.status == .pending && deposit.id.rawValue.utf8.count == 28 && deposit.address == "TAddr1")
+        let paid = DepositConfirmation.completed(credits: money("49.5"), received: "49.5 usdt_trx")
         let results = try await withThrowingTaskGroup(of: DepositSettlement.self) { group in
             for _ in 0..<20 {
-                group.addTask {
-                    try await f.engine.settleDeposit(deposit.id, provider: "moonpay", providerTransactionID: "tx-1",
-                                                     completed: true, credits: money("49.5"), received: "49.5")
-                }
+                group.addTask { try await f.engine.settleDeposit(deposit.id, provider: "moonpay", providerTransactionID: "tx-1", confirmation: paid) }
             }
             return try await group.reduce(into: []) { $0.append($1) }
         }
-        #expect(results.filter { $0.decision.allowed && !$0.decision.replayed }.count == 1)
-        #expect(results.filter { $0.flagged }.count == 1)
+        #expect(results.filter { $0.outcome == .amountMismatch }.count == 1)
+        #expect(results.filter { $0.outcome == .duplicate }.count == 19)
         #expect(try await f.engine.account(id).paid == money("49.5"))
         let done = try await f.engine.deposit(deposit.id)
         #expect(done.status == .completed && done.flagged && done.credited == money("49.5") && done.providerTransactionID == "tx-1")
-        // Another transaction for the same deposit credits nothing.
-        let other = try await f.engine.settleDeposit(deposit.id, provider: "moonpay", providerTransactionID: "tx-2",
-                                                     completed: true, credits: money("50"), received: "50")
-        #expect(!other.decision.allowed && other.decision.reason == .depositAlreadyCompleted)
+        // A second real payment against the completed deposit is credited too, and flagged.
+        let second = try await f.engine.settleDeposit(deposit.id, provider: "moonpay", providerTransactionID: "tx-2",
+                                                      confirmation: .completed(credits: money("50"), received: "50"))
+        #expect(second.outcome == .duplicatePayment && second.decision.balance == money("99.5"))
+        #expect(try await f.engine.deposit(deposit.id).credited == money("99.5"))
         // The wrong provider, an unknown deposit: errors, nothing changes.
         await #expect(throws: TollgateError.self) {
-            _ = try await f.engine.settleDeposit(deposit.id, provider: "alchemypay", providerTransactionID: "x", completed: true, credits: money("1"), received: "1")
+            _ = try await f.engine.settleDeposit(deposit.id, provider: "alchemypay", providerTransactionID: "x", confirmation: paid)
         }
+        await #expect(throws: TollgateError.self) {
+            _ = try await f.engine.settleDeposit(.random(), provider: "moonpay", providerTransactionID: "x", confirmation: paid)
+        }
+        // A failure, then the same transaction completing after all: credited.
         f.clock.advance(by: .seconds(1))
-        let failing = try await f.engine.createDeposit(id, credits: money("10"), token: "USDC", tokenAmount: "10", provider: "alchemypay")
-        let failed = try await f.engine.settleDeposit(failing.id, provider: "alchemypay", providerTransactionID: "ap-9",
-                                                      completed: false, credits: .zero, received: "")
-        #expect(failed.decision.allowed)
+        let failing = try await f.engine.createDeposit(id, credits: money("10"), token: "USDC", tokenAmount: "10", provider: "alchemypay",
+                                                       network: "ETHEREUM", address: "0xAbC")
+        #expect(try await f.engine.settleDeposit(failing.id, provider: "alchemypay", providerTransactionID: "ap-9", confirmation: .failed).outcome == .failed)
         #expect(try await f.engine.deposit(failing.id).status == .failed)
-        #expect(try await f.engine.deposits(id).map(\.id) == [failing.id, deposit.id])
-        #expect(try await f.engine.account(id).balance == money("49.5"))
+        let late = try await f.engine.settleDeposit(failing.id, provider: "alchemypay", providerTransactionID: "ap-9",
+                                                    confirmation: .completed(credits: money("10"), received: "10"))
+        #expect(late.outcome == .credited && late.decision.balance == money("109.5"))
+        // Paid to another address: nothing credited, flagged.
+        f.clock.advance(by: .seconds(1))
+        let elsewhere = try await f.engine.createDeposit(id, credits: money("7"), token: "USDT", tokenAmount: "7", provider: "moonpay",
+                                                         network: "TRON", address: "TAddr1")
+        let rejected = try await f.engine.settleDeposit(elsewhere.id, provider: "moonpay", providerTransactionID: "tx-9",
+                                                        confirmation: .rejected(reason: "wrong_destination"))
+        #expect(rejected.outcome == .rejected && rejected.decision.balance == money("109.5"))
+        let flagged = try await f.engine.deposit(elsewhere.id)
+        #expect(flagged.status == .pending && flagged.flagged && flagged.rejection == "wrong_destination")
+        #expect(try await f.engine.deposits(id).map(\.id) == [elsewhere.id, failing.id, deposit.id])
         // The payment history shows each deposit with its status, newest first.
         let history = try await f.engine.payments(id, kinds: [.deposit])
         #expect(history.entries.map { "\($0.reference ?? "")=\($0.status ?? "")" } == [
-            "\(failing.id)=failed", "\(failing.id)=pending", "\(deposit.id)=completed", "\(deposit.id)=pending",
+            "\(elsewhere.id)=rejected", "\(elsewhere.id)=pending",
+            "\(failing.id)=completed", "\(failing.id)=failed", "\(failing.id)=pending",
+            "\(deposit.id)=completed", "\(deposit.id)=completed", "\(deposit.id)=pending",
         ])
-        #expect(history.entries.map(\.amount) == [.zero, .zero, money("49.5"), .zero])
+        #expect(try await f.engine.audit().isClean)
+    }
+
+    @Test("a refund gives promotional credit back as promotional credit, never as paid credit")
+    func refundsKeepPromotionalCredit() async throws {
+        let f = try await EngineFixture()
+        let id = try await f.account("refund", balance: "1")
+        let expiry = f.clock.nowMilliseconds() + Self.day
+        _ = try await f.engine.credit(id, amount: money("10"), kind: .grant, expires: expiry, requestID: request("g"))
+        try await f.engine.setPrice(try PriceKey(meter: "tokens.out"), try Price(price: money("1"), per: 1))
+        let hold = try #require(try await f.engine.authorize(.account(id), usage: [try UsageItem(meter: "tokens.out", quantity: 2)],
+                                                            requestID: request("a"), mode: .hold(ttl: .seconds(60))).holdID)
+        _ = try await f.engine.report(hold, usage: [try UsageItem(meter: "tokens.out", quantity: 8)], requestID: request("r"))
+        var state = try await f.engine.account(id)
+        #expect(state.promotional == money("2") && state.paid == money("1"))
+        _ = try await f.engine.settle(hold, usage: [try UsageItem(meter: "tokens.out", quantity: 1)], requestID: request("s"))
+        state = try await f.engine.account(id)
+        #expect(state.balance == money("10") && state.promotional == money("9") && state.paid == money("1"))
+        f.clock.advance(by: .milliseconds(Self.day))
+        state = try await f.engine.account(id)
+        #expect(state.promotional == .zero && state.balance == money("1"))
         #expect(try await f.engine.audit().isClean)
     }
 

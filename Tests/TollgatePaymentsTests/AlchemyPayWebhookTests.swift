@@ -21,7 +21,7 @@ struct AlchemyPayWebhookTests {
         let event = try provider.verifyWebhook(headers: headers, body: bytes(AlchemyPayVectors.body()), now: signingTime)
         #expect(event == WebhookEvent(
             provider: "alchemypay", depositID: "dep_456", providerTransactionID: "1004509256035020800",
-            status: .completed(amount: "12.93", currency: "USDT")))
+            status: .completed(amount: "12.93", currency: "USDT"), destination: "TXYZ123"))
     }
 
     @Test("the hand-written signed text is what openssl signs to the vector", .enabled(if: opensslAvailable))

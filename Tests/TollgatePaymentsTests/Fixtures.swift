@@ -9,9 +9,9 @@ enum MoonPayVectors {
     static let webhookKey = "whsec_test_moonpay_key"
     static let timestamp = "1767225600"
 
-    static let completedBody = #"{"type":"transaction_updated","data":{"id":"mp-tx-1","externalTransactionId":"dep_123","status":"completed","quoteCurrencyAmount":49.1234567,"currency":{"code":"usdt_trx"}}}"#
+    static let completedBody = #"{"type":"transaction_updated","data":{"id":"mp-tx-1","externalTransactionId":"dep_123","status":"completed","quoteCurrencyAmount":49.1234567,"currency":{"code":"usdt_trx"},"walletAddress":"TXYZ123"}}"#
     /// printf '%s' "1767225600.$completedBody" | openssl dgst -sha256 -hmac whsec_test_moonpay_key -hex
-    static let completedSignature = "504507cd79e72cd077e2bd1d20e94bd60f9e9417863d13321d21e63d99da4069"
+    static let completedSignature = "448f6444075c99b905f50613e4028cb357bd238c4799dfd36c9c71e581bbc3e8"
 
     static let failedBody = #"{"type":"transaction_failed","data":{"id":"mp-tx-2","externalTransactionId":"dep_124","status":"failed","currency":{"code":"usdt_trx"}}}"#
     /// printf '%s' "1767225600.$failedBody" | openssl dgst -sha256 -hmac whsec_test_moonpay_key -hex

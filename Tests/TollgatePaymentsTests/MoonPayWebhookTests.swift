@@ -27,6 +27,7 @@ struct MoonPayWebhookTests {
         #expect(event.depositID == "dep_123")
         #expect(event.providerTransactionID == "mp-tx-1")
         #expect(event.status == .completed(amount: "49.1234567", currency: "usdt_trx"))
+        #expect(event.destination == "TXYZ123")
     }
 
     @Test("a valid failed webhook fails the deposit")

@@ -18,9 +18,12 @@ struct BillingE2ETests {
         return "t=\(time),s=" + mac.map { String(format: "%02x", $0) }.joined()
     }
 
-    static func moonPayBody(deposit: String, status: String = "completed", amount: String = "50", transaction: String = "mp_tx_1") -> [UInt8] {
+    static let receiveAddress = "TXYZtestAddress000000000000000001"
+
+    static func moonPayBody(deposit: String, status: String = "completed", amount: String = "50", transaction: String = "mp_tx_1",
+                            wallet: String = receiveAddress) -> [UInt8] {
         Array("""
-        {"type":"transaction_updated","data":{"id":"\(transaction)","status":"\(status)","externalTransactionId":"\(deposit)","quoteCurrencyAmount":\(amount),"currency":{"code":"usdt_trx"}}}
+        {"type":"transaction_updated","data":{"id":"\(transaction)","status":"\(status)","externalTransactionId":"\(deposit)","quoteCurrencyAmount":\(amount),"currency":{"code":"usdt_trx"},"walletAddress":"\(wallet)"}}
         """.utf8)
     }
 
@@ -81,7 +84,16 @@ struct BillingE2ETests {
             let secondID = try #require(second.value["id"]?.string)
             let short = Self.moonPayBody(deposit: secondID, amount: "19.5", transaction: "mp_tx_2")
             let answer = try await webhook(s, short, signature: Self.moonPaySignature(short))
-            #expect(answer.value["status"] == "credited" && answer.value["detail"] == "amount_mismatch")
+            #expect(answer.value["status"] == "amount_mismatch")
+            #expect(try await s.show("buyer")["balance"] == "69.5")
+            // Paid, but to someone else's wallet (anyone can open the widget with our deposit id):
+            // nothing credited, the deposit flagged.
+            let fourth = try await s.request("POST", "/v1/accounts/buyer/deposits", token: token,
+                                             ["amount": "30", "token": "USDT", "provider": "moonpay"])
+            let fourthID = try #require(fourth.value["id"]?.string)
+            let diverted = Self.moonPayBody(deposit: fourthID, amount: "30", transaction: "mp_tx_4", wallet: "TAttackersOwnWallet0000000000000001")
+            let divertedAnswer = try await webhook(s, diverted, signature: Self.moonPaySignature(diverted))
+            #expect(divertedAnswer.value["status"] == "rejected" && divertedAnswer.value["detail"] == "wrong_destination")
             #expect(try await s.show("buyer")["balance"] == "69.5")
             // A failed one.
             let third = try await s.request("POST", "/v1/accounts/buyer/deposits", token: token,
@@ -150,6 +162,28 @@ struct BillingE2ETests {
             try await s.account("other")
             let otherToken = try await s.accountToken(for: "other")
             #expect(try await s.request("GET", "/v1/accounts/holder/reports/transactions.csv", token: otherToken).status == 403)
+        }
+    }
+
+    @Test("failed coupon attempts count per client address: behind a trusted proxy by X-Forwarded-For, otherwise by the peer")
+    func guessingPerAddress() async throws {
+        try await E2EServer.with(arguments: ["--trusted-proxy", "127.0.0.1"], environment: Self.environment) { s in
+            let good = try await s.admin("POST", "/v1/coupons", ["amount": "1", "count": 1, "max_redemptions": 5, "expires": "2099-01-01"])
+            let code = try #require(good.value["codes"]?[0]?.string)
+            func redeem(_ account: String, _ code: String, from address: String) async throws -> TestHTTPResponse {
+                try await s.http.json("POST", "/v1/accounts/\(account)/redeem", token: E2ETokens.admin,
+                                      headers: [("X-Forwarded-For", "203.0.113.7, \(address)")], body: ["code": code])
+            }
+            // Ten bad codes from one client, spread over ten accounts (so no account limit trips).
+            for n in 0..<10 {
+                try await s.account("guess-\(n)")
+                #expect(try await redeem("guess-\(n)", "TG-BAD0-BAD0-BA\(n)", from: "198.51.100.1").status == 422)
+            }
+            try await s.account("fresh")
+            let blocked = try await redeem("fresh", code, from: "198.51.100.1")
+            #expect(blocked.status == 429 && blocked.value["error"]?["code"] == "too_many_attempts" && blocked.header("Retry-After") != nil)
+            // Another client behind the same proxy is not blocked.
+            #expect(try await redeem("fresh", code, from: "198.51.100.2").status == 200)
         }
     }
 }

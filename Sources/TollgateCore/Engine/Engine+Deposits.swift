@@ -1,46 +1,83 @@
 import TollgateRedis
 
+/// What a provider says happened to a deposit's payment.
+public enum DepositConfirmation: Sendable, Hashable {
+    /// Paid: credit `credits` (what was received, converted), `received` as the provider wrote it.
+    case completed(credits: Money, received: String)
+    /// The payment failed.
+    case failed
+    /// The payment is refused for `reason` (e.g. `wrong_destination`); nothing is credited.
+    case rejected(reason: String)
+}
+
 extension Engine {
-    /// Records a pending deposit of `credits` on an account: `tokenAmount` of `token` through
-    /// `provider`. The id returned goes to the provider's checkout, which sends it back.
+    /// Records a pending deposit of `credits` on an account: `tokenAmount` of `token` to
+    /// `address` on `network`, through `provider`. The id goes to the provider's checkout,
+    /// which sends it back.
     public func createDeposit(
         _ id: AccountID, credits: Money, token: String, tokenAmount: String, provider: String,
-        depositID: DepositID? = nil
+        network: String, address: String, depositID: DepositID = .random()
     ) async throws(TollgateError) -> Deposit {
         guard credits.isPositive else { throw TollgateError(.invalidAmount, "a deposit must be a positive amount") }
-        let depositID = depositID ?? DepositID(account: id)
-        guard depositID.account == id else { throw TollgateError(.invalidArgument, "the deposit id names another account") }
+        // The index first: a deposit never exists without it (a dangling index is harmless).
+        guard try await send(RedisCommand(["SET", depositID.indexKey, id.rawValue, "NX"])).string == "OK" else {
+            throw TollgateError(.depositExists, "this deposit id is taken")
+        }
         let decision = try await step("deposit_create", id, nil, [
-            depositID.description, String(credits.micros), token, tokenAmount, provider,
+            depositID.rawValue, String(credits.micros), token, tokenAmount, provider, network, address,
         ])
         if let reason = decision.reason { throw TollgateError(TollgateError.Code(reason.rawValue), reason.explanation) }
-        return try await deposit(depositID)
+        return try await deposit(depositID, account: id)
     }
 
-    /// Applies the provider's word on a deposit: `completed` credits `credits` once (by the
-    /// provider's transaction id, and by the deposit's status), flagged when it differs
-    /// from the request; `failed` marks a pending deposit failed.
+    /// Applies the provider's word on a deposit, once per provider transaction.
     public func settleDeposit(
-        _ depositID: DepositID, provider: String, providerTransactionID: String, completed: Bool,
-        credits: Money, received: String
+        _ depositID: DepositID, provider: String, providerTransactionID: String, confirmation: DepositConfirmation
     ) async throws(TollgateError) -> DepositSettlement {
         guard !providerTransactionID.isEmpty, providerTransactionID.utf8.count <= 200 else {
             throw TollgateError(.invalidArgument, "a provider transaction id is 1 to 200 bytes")
         }
-        if completed, !credits.isPositive {
-            throw TollgateError(.invalidAmount, "a completed deposit must credit a positive amount")
+        let account = try await account(of: depositID)
+        var arguments = [depositID.rawValue, provider, providerTransactionID]
+        switch confirmation {
+        case .completed(let credits, let received):
+            guard credits.isPositive else { throw TollgateError(.invalidAmount, "a completed deposit must credit a positive amount") }
+            arguments += ["completed", String(credits.micros), received]
+        case .failed:
+            arguments += ["failed", "0", ""]
+        case .rejected(let reason):
+            arguments += ["rejected", "0", "", reason]
         }
-        let decision = try await step("deposit_complete", depositID.account, nil, [
-            depositID.description, provider, providerTransactionID, completed ? "completed" : "failed",
-            String(credits.micros), received,
-        ])
-        return DepositSettlement(decision: decision, flagged: decision.allowed && decision.detail == 1)
+        let decision = try await step("deposit_complete", account, nil, arguments)
+        let outcome: DepositOutcome
+        if decision.replayed {
+            outcome = .duplicate
+        } else {
+            switch (confirmation, decision.detail) {
+            case (.failed, _): outcome = .failed
+            case (.rejected, _): outcome = .rejected
+            case (_, 1): outcome = .amountMismatch
+            case (_, 2): outcome = .duplicatePayment
+            default: outcome = .credited
+            }
+        }
+        return DepositSettlement(decision: decision, outcome: outcome)
+    }
+
+    /// The account a deposit belongs to.
+    public func account(of depositID: DepositID) async throws(TollgateError) -> AccountID {
+        guard let raw = try await send(RedisCommand(["GET", depositID.indexKey])).string else {
+            throw TollgateError(.depositNotFound, "no deposit '\(depositID)'")
+        }
+        do { return try AccountID(raw) } catch { throw TollgateError(.redisError, "deposit index of \(depositID) is malformed") }
     }
 
     /// One deposit.
-    public func deposit(_ depositID: DepositID) async throws(TollgateError) -> Deposit {
-        let reply = try await send(RedisCommand(["HGETALL", AccountKeys(depositID.account).deposit(depositID.description)]))
-        guard let deposit = try Deposit(hash: reply, id: depositID) else {
+    public func deposit(_ depositID: DepositID, account: AccountID? = nil) async throws(TollgateError) -> Deposit {
+        let owner: AccountID
+        if let account { owner = account } else { owner = try await self.account(of: depositID) }
+        let reply = try await send(RedisCommand(["HGETALL", AccountKeys(owner).deposit(depositID.rawValue)]))
+        guard let deposit = try Deposit(hash: reply, id: depositID, account: owner) else {
             throw TollgateError(.depositNotFound, "no deposit '\(depositID)'")
         }
         return deposit
@@ -57,7 +94,7 @@ extension Engine {
         var deposits: [Deposit] = []
         for raw in ids.array ?? [] {
             guard let text = raw.string, let depositID = try? DepositID(parsing: text) else { continue }
-            deposits.append(try await deposit(depositID))
+            deposits.append(try await deposit(depositID, account: id))
         }
         return deposits
     }
@@ -65,7 +102,7 @@ extension Engine {
 
 extension Deposit {
     /// Reads the hash `deposit_create` and `deposit_complete` write; nil when it is empty.
-    init?(hash reply: RESPValue, id: DepositID) throws(TollgateError) {
+    init?(hash reply: RESPValue, id: DepositID, account: AccountID) throws(TollgateError) {
         guard let flat = reply.array else { throw TollgateError(.redisError, "unexpected deposit reply: \(reply)") }
         if flat.isEmpty { return nil }
         var fields: [String: String] = [:]
@@ -80,9 +117,12 @@ extension Deposit {
             throw TollgateError(.redisError, "deposit \(id) is malformed")
         }
         self.init(
-            id: id, status: status, credits: credits, token: fields["token"] ?? "", tokenAmount: fields["token_amount"] ?? "",
-            provider: fields["provider"] ?? "", created: created, updated: fields["updated"].flatMap { Int64($0) },
-            providerTransactionID: fields["provider_tx"], credited: fields["credited"].flatMap { Int64($0) }.flatMap(Money.init(micros:)),
-            received: fields["received"], flagged: fields["flagged"] == "1", entryID: fields["entry"])
+            id: id, account: account, status: status, credits: credits, token: fields["token"] ?? "",
+            tokenAmount: fields["token_amount"] ?? "", provider: fields["provider"] ?? "",
+            network: fields["network"] ?? "", address: fields["address"] ?? "", created: created,
+            updated: fields["updated"].flatMap { Int64($0) }, providerTransactionID: fields["provider_tx"],
+            credited: fields["credited"].flatMap { Int64($0) }.flatMap(Money.init(micros:)),
+            received: fields["received"], flagged: fields["flagged"] == "1", rejection: fields["rejection"],
+            entryID: fields["entry"])
     }
 }

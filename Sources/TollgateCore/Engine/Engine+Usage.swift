@@ -167,14 +167,25 @@ extension Engine {
         var entries: [LedgerEntry] = []
         var upper = cursor.map { "(" + $0 } ?? to.map { "(\($0)-0" } ?? "+"
         let lower = from.map { "\($0)-0" } ?? "-"
-        while entries.count < limit {
+        // A kind filter reads past other kinds; a page reads at most this many entries and
+        // then hands back a cursor, so one request's work stays bounded.
+        var budget = 10_000
+        var scannedTo: String?
+        var exhausted = false
+        while entries.count < limit, budget > 0 {
+            let count = min(max(limit, 200), budget)
             let page = try LedgerEntry.parse(
-                streamEntries: try await send(RedisCommand(["XREVRANGE", keys.payments, upper, lower, "COUNT", String(limit)])),
+                streamEntries: try await send(RedisCommand(["XREVRANGE", keys.payments, upper, lower, "COUNT", String(count)])),
                 account: id)
-            entries.append(contentsOf: page.filter { kinds?.contains($0.kind) ?? true }.prefix(limit - entries.count))
-            guard page.count == limit, let last = page.last else { break }
+            budget -= page.count
+            for entry in page where entries.count < limit {
+                scannedTo = entry.id
+                if kinds?.contains(entry.kind) ?? true { entries.append(entry) }
+            }
+            guard page.count == count, let last = page.last else { exhausted = entries.count < limit || page.last?.id == scannedTo; break }
             upper = "(" + last.id
         }
-        return LedgerPage(entries: entries, nextCursor: entries.count == limit ? entries.last?.id : nil)
+        let more = entries.count == limit || (!exhausted && budget <= 0)
+        return LedgerPage(entries: entries, nextCursor: more ? scannedTo : nil)
     }
 }

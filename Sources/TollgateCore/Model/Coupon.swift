@@ -1,4 +1,4 @@
-/// Coupon codes: `TG-XXXX-XXXX-XXXX` from an alphabet without look-alikes (about 71 bits).
+/// Coupon codes: `TG-XXXX-XXXX-XXXX` from an alphabet without look-alikes (about 59 bits).
 /// Redis keeps only their SHA-256; a code is matched after normalizing (case, dashes, spaces).
 public enum CouponCode {
     static let alphabet = Array("ABCDEFGHJKMNPQRSTUVWXYZ23456789".utf8)

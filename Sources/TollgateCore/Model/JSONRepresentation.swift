@@ -130,9 +130,9 @@ extension AuditReport: Encodable {
 
 extension Deposit: Encodable {
     private enum CodingKeys: String, CodingKey {
-        case id, account, amount, token, tokenAmount = "token_amount", provider, status, createdAt = "created_at"
-        case updatedAt = "updated_at", providerTransactionID = "provider_transaction_id", credited, received, flagged
-        case entryID = "entry_id"
+        case id, account, amount, token, tokenAmount = "token_amount", provider, network, address, status
+        case createdAt = "created_at", updatedAt = "updated_at", providerTransactionID = "provider_transaction_id"
+        case credited, received, flagged, rejection, entryID = "entry_id"
     }
 
     /// `{"id": "dep_…", "account", "amount" (credits requested), "token", "token_amount",
@@ -140,11 +140,13 @@ extension Deposit: Encodable {
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(id.description, forKey: .id)
-        try container.encode(id.account.rawValue, forKey: .account)
+        try container.encode(account.rawValue, forKey: .account)
         try container.encode(credits, forKey: .amount)
         try container.encode(token, forKey: .token)
         try container.encode(tokenAmount, forKey: .tokenAmount)
         try container.encode(provider, forKey: .provider)
+        try container.encode(network, forKey: .network)
+        try container.encode(address, forKey: .address)
         try container.encode(status, forKey: .status)
         try container.encode(Timestamp.iso8601(milliseconds: created), forKey: .createdAt)
         try container.encode(updated.map(Timestamp.iso8601(milliseconds:)), forKey: .updatedAt)
@@ -152,6 +154,7 @@ extension Deposit: Encodable {
         try container.encode(credited, forKey: .credited)
         try container.encode(received, forKey: .received)
         try container.encode(flagged, forKey: .flagged)
+        try container.encode(rejection, forKey: .rejection)
         try container.encode(entryID, forKey: .entryID)
     }
 }

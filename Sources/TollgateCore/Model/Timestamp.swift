@@ -24,10 +24,16 @@ public enum Timestamp {
 extension Timestamp {
     /// Parses a UTC time given as a date (`2026-11-25`, midnight UTC), a date-time
     /// (`2026-11-25T14:00`, `2026-11-25T14:00:00Z`, `…:00.123Z`, `…+01:00`) or ms since the
-    /// epoch; nil when the text is none of these.
+    /// epoch (10 to 15 digits, so a bare year is never read as one); nil when the text is none
+    /// of these or before 1970.
     public static func parse(_ text: String) -> Int64? {
+        guard let value = parseAnyTime(text), value >= 0 else { return nil }
+        return value
+    }
+
+    private static func parseAnyTime(_ text: String) -> Int64? {
         let bytes = Array(text.utf8)
-        if !bytes.isEmpty, bytes.count <= 15, bytes.allSatisfy({ (48...57).contains($0) }), bytes.count != 8 {
+        if (10...15).contains(bytes.count), bytes.allSatisfy({ (48...57).contains($0) }) {
             return Int64(text)
         }
         var index = 0
@@ -56,7 +62,7 @@ extension Timestamp {
         var second: Int64 = 0
         var fraction: Int64 = 0
         if expect(":") {
-            guard let s = number(2), s < 61 else { return nil }
+            guard let s = number(2), s < 60 else { return nil }
             second = s
             if expect(".") {
                 var digits = 0

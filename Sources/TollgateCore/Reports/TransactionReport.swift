@@ -51,8 +51,8 @@ public struct TransactionReport: Sendable {
             Timestamp.iso8601(milliseconds: entry.time), entry.id, entry.kind.rawValue,
             amount.micros > 0 ? amount.description : "", amount.micros < 0 ? (Money(micros: -amount.micros) ?? .zero).description : "",
             entry.balance.description, entry.held.description, entry.meter ?? "", entry.model ?? "",
-            entry.quantity.map(String.init) ?? "", entry.keyID ?? "", entry.requestID, entry.holdID?.description ?? "",
-            entry.reference ?? "", entry.flag ?? "",
+            entry.quantity.map(String.init) ?? "", entry.keyID ?? "", CSV.text(entry.requestID), entry.holdID?.description ?? "",
+            CSV.text(entry.reference ?? ""), entry.flag ?? "",
         ])
     }
 
@@ -73,6 +73,10 @@ extension Engine {
     /// `range_archived` when the range starts before entries archived out of Redis.
     public func transactionReport(_ id: AccountID, from: Int64, to: Int64) async throws(TollgateError) -> TransactionReport {
         guard to > from else { throw TollgateError(.invalidArgument, "'to' must be after 'from'") }
+        guard from >= 0 else { throw TollgateError(.invalidArgument, "'from' must not be before 1970") }
+        // Bring the account up to the clock first, so expiries already due are in the ledger
+        // and a report of a closed period never changes afterwards.
+        _ = try await account(id)
         let keys = AccountKeys(id)
         let checkpoint = try await send(RedisCommand(["HMGET", keys.account, "status", "ckpt_id", "ckpt_balance"]))
         guard let fields = checkpoint.array, fields.count == 3, fields[0].string != nil else {

@@ -12,6 +12,7 @@ struct BillingRoutes: Sendable {
     let engine: Engine
     let auth: Authenticator
     let couponPolicy: CouponGuessingPolicy
+    let clientAddress: ClientAddressResolver
 
     func register(on router: Router<TollgateRequestContext>) {
         router.post("/v1/coupons") { request, _ in try await createCoupons(request) }
@@ -61,7 +62,7 @@ struct BillingRoutes: Sendable {
         let id = try await auth.requireAdminOrAccount(request) { try PathParameter.account(context) }
         let body = try await JSON.decode(RedeemBody.self, from: request)
         let redemption = try await engineCall { () async throws(TollgateError) in
-            try await engine.redeemCoupon(id, code: body.code, clientAddress: context.clientAddress, policy: couponPolicy)
+            try await engine.redeemCoupon(id, code: body.code, clientAddress: clientAddress.key(request, context), policy: couponPolicy)
         }
         let decision = redemption.decision
         guard decision.allowed else {

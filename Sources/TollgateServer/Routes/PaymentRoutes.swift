@@ -32,14 +32,15 @@ struct PaymentRoutes: Sendable {
         guard let provider = payments.provider(named: body.provider) else {
             throw APIError.badRequest("'provider' is one of \(payments.providers.map(\.name).joined(separator: ", "))")
         }
-        let depositID = DepositID(account: id)
+        let depositID = DepositID.random()
         let (checkout, credits) = try Self.payments { () throws(PaymentsError) in
             let checkout = try payments.checkout(depositID: depositID.description, amount: body.amount, token: body.token, createdAt: Date())
             return (checkout, try payments.credits(forAmount: body.amount, currency: checkout.token))
         }
         let deposit = try await engineCall { () async throws(TollgateError) in
             try await engine.createDeposit(id, credits: credits, token: checkout.token, tokenAmount: body.amount,
-                                           provider: provider.name, depositID: depositID)
+                                           provider: provider.name, network: checkout.network.name,
+                                           address: checkout.address, depositID: depositID)
         }
         return JSON.response(
             CreatedDeposit(deposit: deposit, checkout_url: provider.checkoutURL(for: checkout), receive: payments.receivePayload(for: checkout)),
@@ -66,35 +67,32 @@ struct PaymentRoutes: Sendable {
                 throw APIError(.badRequest, error.code.rawValue, error.message)
             }
         }
-        let completed: Bool
-        let received: String
-        switch event.status {
-        case .completed(let amount, let currency):
-            completed = true
-            received = amount + " " + currency
-        case .failed:
-            completed = false
-            received = ""
-        case .other(let status):
+        if case .other(let status) = event.status {
             return JSON.response(WebhookAnswer(deposit: event.depositID.isEmpty ? nil : event.depositID, status: "ignored", detail: status))
         }
         let depositID = try apiCall { () throws(TollgateError) in try DepositID(parsing: event.depositID) }
-        var credits = Money.zero
-        if case .completed(let amount, let currency) = event.status {
-            credits = try Self.payments { () throws(PaymentsError) in try payments.credits(forAmount: amount, currency: currency) }
+        let deposit = try await engineCall { () async throws(TollgateError) in try await engine.deposit(depositID) }
+        let confirmation: DepositConfirmation
+        switch event.status {
+        case .completed(let amount, let currency):
+            if let destination = event.destination, deposit.isReceiveAddress(destination) {
+                let credits = try Self.payments { () throws(PaymentsError) in try payments.credits(forAmount: amount, currency: currency) }
+                confirmation = .completed(credits: credits, received: amount + " " + currency)
+            } else {
+                // Paid, but not to us (or the provider did not say where): nothing is
+                // credited, and the deposit is flagged for an operator.
+                confirmation = .rejected(reason: event.destination == nil ? "missing_destination" : "wrong_destination")
+            }
+        case .failed, .other:
+            confirmation = .failed
         }
         let settlement = try await engineCall { () async throws(TollgateError) in
             try await engine.settleDeposit(depositID, provider: provider.name, providerTransactionID: event.providerTransactionID,
-                                           completed: completed, credits: credits, received: received)
+                                           confirmation: confirmation)
         }
-        let decision = settlement.decision
-        guard decision.allowed else {
-            // A second, different transaction for a completed deposit: acknowledged, not credited.
-            return JSON.response(WebhookAnswer(deposit: depositID.description, status: "refused", detail: decision.reason?.rawValue))
-        }
-        let status = decision.replayed ? "duplicate" : (completed ? "credited" : "failed")
-        return JSON.response(WebhookAnswer(deposit: depositID.description, status: status,
-                                           detail: settlement.flagged ? "amount_mismatch" : nil))
+        var detail: String?
+        if case .rejected(let reason) = confirmation { detail = reason }
+        return JSON.response(WebhookAnswer(deposit: depositID.description, status: settlement.outcome.rawValue, detail: detail))
     }
 
     /// Runs payment-configuration calls, turning their errors into 400s (422 for a token or
@@ -125,8 +123,9 @@ struct CreatedDeposit: Encodable {
     }
 }
 
-/// What a provider is told: `credited`, `duplicate` (already applied), `failed`, `refused`,
-/// or `ignored` (a status that changes nothing).
+/// What a provider is told: `credited`, `amount_mismatch` or `duplicate_payment` (credited
+/// and flagged), `duplicate` (already applied), `failed`, `rejected` (paid elsewhere; `detail`
+/// says why), or `ignored` (a status that changes nothing).
 struct WebhookAnswer: Encodable {
     let ok = true
     let deposit: String?

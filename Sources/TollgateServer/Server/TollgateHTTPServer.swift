@@ -22,6 +22,9 @@ public struct ServerConfiguration: Sendable {
     public var couponPolicy: CouponGuessingPolicy
     /// Tokens, deposit addresses and payment providers (from TOLLGATE_* variables).
     public var payments: PaymentsConfiguration
+    /// Proxies (IP addresses) whose `X-Forwarded-For` names the client, for the coupon
+    /// guessing limit per address.
+    public var trustedProxies: Set<String> = []
 
     public init(host: String, port: Int, tokens: ServerTokens, denyStatus: Int = 403,
                 couponPolicy: CouponGuessingPolicy = CouponGuessingPolicy(), payments: PaymentsConfiguration) {
@@ -63,7 +66,8 @@ public enum TollgateHTTPServer {
                       denyStatus: HTTPResponse.Status(code: configuration.denyStatus), serviceToken: configuration.tokens.service)
             .register(on: router)
         AdminRoutes(engine: engine, auth: auth).register(on: router)
-        BillingRoutes(engine: engine, auth: auth, couponPolicy: configuration.couponPolicy).register(on: router)
+        BillingRoutes(engine: engine, auth: auth, couponPolicy: configuration.couponPolicy,
+                      clientAddress: ClientAddressResolver(trustedProxies: configuration.trustedProxies)).register(on: router)
         PaymentRoutes(engine: engine, auth: auth, payments: configuration.payments).register(on: router)
         OperationsRoutes(engine: engine, metrics: metrics).register(on: router)
         EventRoutes(engine: engine, auth: auth, hub: events).register(on: router)

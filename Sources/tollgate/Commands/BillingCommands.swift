@@ -236,15 +236,25 @@ struct LedgerArchiveCommand: AsyncParsableCommand {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         var total = 0
         for id in ids.sorted() {
-            let result = try await engine.archiveLedger(id, before: before.milliseconds) { page in
-                var data = Data()
-                for entry in page {
-                    data.append(try encoder.encode(ArchivedLedgerEntry(account: id, entry: entry)))
-                    data.append(0x0A)
+            // If Redis refuses the trim (or anything fails), the file goes back to where this
+            // account began, so a rerun never writes an entry twice.
+            let start = try file.offset()
+            let result: ArchiveResult
+            do {
+                result = try await engine.archiveLedger(id, before: before.milliseconds) { page in
+                    var data = Data()
+                    for entry in page {
+                        data.append(try encoder.encode(ArchivedLedgerEntry(account: id, entry: entry)))
+                        data.append(0x0A)
+                    }
+                    try file.write(contentsOf: data)
+                    // Durable before Redis lets go of them.
+                    try file.synchronize()
                 }
-                try file.write(contentsOf: data)
-                // Durable before Redis lets go of them.
-                try file.synchronize()
+            } catch {
+                try? file.truncate(atOffset: start)
+                try? file.synchronize()
+                throw error
             }
             if result.entries > 0 { print("\(id): archived \(result.entries) entries up to \(result.lastEntryID ?? "")") }
             total += result.entries

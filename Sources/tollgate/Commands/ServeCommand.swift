@@ -35,6 +35,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Longest wait for Redis per decision, e.g. 250ms (TOLLGATE_REDIS_TIMEOUT).") var redisTimeout: DurationArgument?
     @Option(help: "Redis connections (TOLLGATE_REDIS_CONNECTIONS).") var redisConnections: Int?
     @Option(help: "trace, debug, info, notice, warning, error (TOLLGATE_LOG_LEVEL).") var logLevel: String?
+    @Option(help: ArgumentHelp(
+        "A proxy (IP address) whose X-Forwarded-For names the client; repeat for several (TOLLGATE_TRUSTED_PROXIES, comma-separated).",
+        discussion: "Failed coupon attempts are limited per client address; behind nginx, name it here or every client shares its address.",
+        valueName: "ip")) var trustedProxy: [String] = []
     @OptionGroup(title: "Event streams") var eventOptions: EventStreamOptions
     @Flag(help: "Seed a demo account with credit, prices, an API key and a dashboard token, and print curl lines.") var demo = false
 
@@ -103,7 +107,11 @@ struct ServeCommand: AsyncParsableCommand {
             paymentSettings["TOLLGATE_DEPOSIT_ADDRESS_USDC"] = "ETHEREUM:0x000000000000000000000000000000000000dEaD"
         }
         let payments = try Self.paymentsConfiguration(paymentSettings)
-        let configuration = ServerConfiguration(host: host, port: port, tokens: tokens, denyStatus: deny, payments: payments)
+        var configuration = ServerConfiguration(host: host, port: port, tokens: tokens, denyStatus: deny, payments: payments)
+        let proxies = trustedProxy + (environment["TOLLGATE_TRUSTED_PROXIES"] ?? "").split(separator: ",").map {
+            $0.trimmingCharacters(in: .whitespaces)
+        }
+        configuration.trustedProxies = Set(proxies.filter { !$0.isEmpty })
         let redisDescription = embedded.map { "embedded, data in \($0.directory.path)" } ?? topology.description
         let events = EventHub(
             redis: RedisConfiguration(address: address, connectTimeout: .seconds(2), commandTimeout: .seconds(5), connectionCount: 1),
