@@ -73,18 +73,25 @@ struct ClusterTests {
 
         // Kill a primary: its replica takes over; commands fail at most while that lasts.
         let victimKey = "k11"
-        _ = try await client.send("SET", victimKey, "before")
         let victim = try #require(try await client.cluster?.currentMap().primary(for: HashSlot.of(victimKey)))
         let victimServer = try #require(cluster.nodes.first { $0.port == victim.port })
-        _ = try await client.send("WAIT", "1", "2000")
-        victimServer.kill()
-        var value: String?
-        let deadline = ContinuousClock.now + .seconds(60)
-        while value == nil, ContinuousClock.now < deadline {
-            value = (try? await client.send("GET", victimKey))?.string
-            if value == nil { try await Task.sleep(for: .milliseconds(100)) }
+        // WAIT counts the replicas that have this connection's writes: write on the victim itself.
+        let victimNode = try cluster.direct(victim)
+        _ = try await victimNode.send("SET", victimKey, "before")
+        var acknowledged: Int64 = 0
+        for _ in 0..<60 where acknowledged < 1 {  // the replica may still be in its first sync
+            acknowledged = try await victimNode.send("WAIT", "1", "1000").int64 ?? 0
         }
-        #expect(value == "before")
+        #expect(acknowledged == 1)
+        victimNode.close()
+        victimServer.kill()
+        var reply: RESPValue?
+        let deadline = ContinuousClock.now + .seconds(60)
+        while reply == nil, ContinuousClock.now < deadline {
+            reply = try? await client.send("GET", victimKey)
+            if reply == nil { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(reply?.string == "before")
         #expect(try await client.cluster?.currentMap().primary(for: HashSlot.of(victimKey)) != victim)
         _ = try await client.send("SET", victimKey, "after")
         #expect(try await client.send("GET", victimKey).string == "after")
@@ -94,7 +101,7 @@ struct ClusterTests {
 extension RedisCluster {
     /// The slot map as the cluster reports it now.
     func clusterMap(_ client: RedisClient) async throws -> ClusterSlotMap {
-        try #require(client.cluster).refreshedMap()
+        try await #require(client.cluster).refreshedMap()
     }
 
     /// A plain client on one node (no routing), for CLUSTER commands.
