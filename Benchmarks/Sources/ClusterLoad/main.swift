@@ -93,7 +93,7 @@ struct TaskLog: Sendable {
 let clock = ContinuousClock()
 let began = clock.now
 let deadline = began + .milliseconds(Int(options.seconds * 1000))
-let logs = await withTaskGroup(of: TaskLog.self) { group in
+let logs: [TaskLog] = await withTaskGroup(of: TaskLog.self) { group in
     for task in 0..<options.concurrency {
         group.addTask {
             var log = TaskLog()
@@ -102,7 +102,7 @@ let logs = await withTaskGroup(of: TaskLog.self) { group in
                 let account = (task + n * 7) % accounts.count
                 let request = "\(run)-\(task)-\(n)"
                 n += 1
-                do {
+                do throws(TollgateError) {
                     let decision = try await engine.debit(accounts[account], amount: Money(micros: 1)!, requestID: try RequestID(request))
                     if decision.allowed { log.allowed.append((account, request)) } else { log.denied += 1 }
                 } catch {
@@ -120,8 +120,8 @@ let logs = await withTaskGroup(of: TaskLog.self) { group in
 }
 let elapsed = began.duration(to: clock.now)
 let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-let allowed = logs.flatMap(\.allowed)
-let failed = logs.flatMap(\.failed)
+let allowed = logs.flatMap { $0.allowed }
+let failed = logs.flatMap { $0.failed }
 var errorCounts: [String: Int] = [:]
 for log in logs { for (code, count) in log.errors { errorCounts[code, default: 0] += count } }
 
