@@ -26,7 +26,9 @@ public struct ClusterSlotMap: Sendable, Hashable {
     }
 
     /// Reads a `CLUSTER SLOTS` reply: `[[start, end, [host, port, id...], [replica]...], ...]`.
-    public init(clusterSlots reply: RESPValue) throws(RedisError) {
+    /// A node announced with an empty host (a node that has not learnt its own address, as in
+    /// a one-node cluster) is taken to be on `askedHost`, the host that answered.
+    public init(clusterSlots reply: RESPValue, askedHost: String = "127.0.0.1") throws(RedisError) {
         self.init()
         guard let ranges = reply.array else {
             throw RedisError(.unexpectedReply, "CLUSTER SLOTS answered \(reply)")
@@ -35,18 +37,18 @@ public struct ClusterSlotMap: Sendable, Hashable {
             guard let fields = range.array, fields.count >= 3,
                   let start = fields[0].int64, let end = fields[1].int64,
                   start >= 0, end < HashSlot.count, start <= end,
-                  let primary = Self.node(fields[2]) else {
+                  let primary = Self.node(fields[2], askedHost) else {
                 throw RedisError(.unexpectedReply, "CLUSTER SLOTS has a malformed range: \(range)")
             }
             for slot in Int(start)...Int(end) { owners[slot] = primary }
-            replicas[primary] = fields.dropFirst(3).compactMap(Self.node)
+            replicas[primary] = fields.dropFirst(3).compactMap { Self.node($0, askedHost) }
         }
     }
 
-    private static func node(_ value: RESPValue) -> Node? {
+    private static func node(_ value: RESPValue, _ askedHost: String) -> Node? {
         guard let parts = value.array, parts.count >= 2, let host = parts[0].string,
               let port = parts[1].int64 else { return nil }
-        return Node(host: host, port: Int(port))
+        return Node(host: host.isEmpty || host == "?" ? askedHost : host, port: Int(port))
     }
 
     /// The primary serving `slot`, if any.

@@ -225,7 +225,7 @@ public final class RedisClusterClient: Sendable {
                 lastError = RedisError(.serverError, "CLUSTER SLOTS on \(node): \(message)")
             case .success(let reply):
                 do throws(RedisError) {
-                    let map = try ClusterSlotMap(clusterSlots: reply)
+                    let map = try ClusterSlotMap(clusterSlots: reply, askedHost: node.host)
                     if map.coversEverySlot { return .success(map) }
                     if partial == nil { partial = map }
                 } catch {
