@@ -167,7 +167,9 @@ for (index, id) in accounts.enumerated() {
         let doubled = seen.filter { $0.value > 1 }
         if !doubled.isEmpty { problems.append("\(id): debited twice: \(doubled.keys.sorted().prefix(3))") }
         let missing = expected[index].subtracting(seen.keys)
-        if !missing.isEmpty { problems.append("\(id): allowed but not in the ledger: \(missing.sorted().prefix(3))") }
+        if !missing.isEmpty {
+            problems.append("\(id) (slot \(HashSlot.of("a:" + id.rawValue))): allowed but not in the ledger: \(missing.sorted().prefix(3))")
+        }
         let extra = Set(seen.keys).subtracting(expected[index])
         if !extra.isEmpty { problems.append("\(id): in the ledger but never allowed: \(extra.sorted().prefix(3))") }
         let balance = try await engine.account(id).balance
