@@ -22,6 +22,9 @@ struct Worker {
     private static let batchUsage = [try! UsageItem(meter: RunPlan.tokenMeter, quantity: RunPlan.tokensPerBatch)]
 
     /// A request id unique in the run.
+    /// How many mixed-workload steps this worker has taken.
+    private var mixedSteps = 0
+
     private mutating func nextID() -> String {
         sequence += 1
         return "\(plan.configuration.runID)-w\(index)-\(sequence)"
@@ -35,7 +38,11 @@ struct Worker {
         case .stream:
             await stream(plan.pick(&random), due: due)
         case .mixed:
-            let roll = random.next() % 100
+            // Each worker's first steps go once through every kind of the mix, so even a
+            // short run shows all of them; then the mix is random.
+            let opening: [UInt64] = [0, 55, 75, 83, 88, 95]
+            let roll = mixedSteps < opening.count ? opening[mixedSteps] : random.next() % 100
+            mixedSteps += 1
             switch roll {
             case 0..<55: await call(plan.pick(&random), due: due)
             case 55..<75: await stream(plan.pick(&random), due: due)
