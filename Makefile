@@ -8,7 +8,7 @@ PORT       ?= 8080
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := redis-server redis-tools libhiredis-dev pkg-config nginx-light chromium chromium-driver python3-selenium
 
-.PHONY: cluster cluster-stop cluster-demo run test deps build release bench compare lua-cost http-bench report-memory stream-bench clean
+.PHONY: cluster cluster-stop cluster-demo run test deps build release bench bench-check bench-thresholds compare compare-debit lua-cost http-bench report-memory stream-bench clean
 
 ## deps: install the Debian packages Tollgate builds and tests with, if any is missing.
 deps:
@@ -50,13 +50,31 @@ cluster-stop:
 cluster-demo: deps
 	Benchmarks/cluster-demo
 
-## bench: the micro-benchmarks (ordo-one/package-benchmark).
+## bench: the micro-benchmarks (ordo-one/package-benchmark): money, prices, RESP, each Lua
+## entry point, Redis round trips, in-process debits. Scratch path Benchmarks/.build-bench.
+BENCH := cd Benchmarks && $(SWIFT) package --scratch-path .build-bench
 bench: deps
-	cd Benchmarks && $(SWIFT) package --allow-writing-to-package-directory benchmark
+	$(BENCH) --allow-writing-to-package-directory benchmark --target 'CoreBenchmarks|LuaBenchmarks|EngineBenchmarks'
 
-## compare: the engine against redis-benchmark running the same Lua, in one run
-## (debit, then authorize with every limit kind on).
+## bench-check: allocations per operation against Benchmarks/Thresholds (the metric that is
+## stable on a shared machine; instructions need perf counters, missing on this VM). Exit 2 on
+## a regression. `make bench-thresholds` rewrites the thresholds after a deliberate change.
+bench-check: deps
+	$(BENCH) benchmark thresholds check --target 'CoreBenchmarks|LuaBenchmarks' --metric mallocCountTotal --no-progress
+
+bench-thresholds: deps
+	$(BENCH) --allow-writing-to-package-directory benchmark thresholds update --target 'CoreBenchmarks|LuaBenchmarks' --metric mallocCountTotal --no-progress
+
+## compare: one table from one run: the redis-benchmark limit on Tollgate's authorize Lua,
+## Tollgate in-process and over HTTP (loadtest and wrk), the Python `limits` library and a
+## redis-py asyncio check-and-debit Lua (installed into .build-py/). See docs/PERFORMANCE.md.
 compare: deps
+	@command -v wrk >/dev/null || { $(SUDO) apt-get install -y -qq wrk; }
+	@python3 -c 'import ensurepip' 2>/dev/null || { $(SUDO) apt-get install -y -qq python3-venv; }
+	Benchmarks/compare
+
+## compare-debit: the engine's debit and authorize against redis-benchmark, 1/16/64 callers.
+compare-debit: deps
 	Benchmarks/compare-debit
 	Benchmarks/compare-debit --operation authorize --skip-build
 

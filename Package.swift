@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "TollgateRedis", targets: ["TollgateRedis"]),
         .library(name: "TollgateCore", targets: ["TollgateCore"]),
         .library(name: "TollgateTestSupport", targets: ["TollgateTestSupport"]),
+        .library(name: "TollgateLoadTest", targets: ["TollgateLoadTest"]),
         .library(name: "TollgatePayments", targets: ["TollgatePayments"]),
     ],
     dependencies: [
@@ -20,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // hiredis from the system (Debian: libhiredis-dev).
@@ -75,12 +78,25 @@ let package = Package(
             ],
             resources: [.copy("Resources/openapi.json"), .copy("Resources/dashboard")]
         ),
+        // `tollgate loadtest`: workloads, the HTTP and in-process drivers, the open/closed loop
+        // scheduler, the latency recorder, the books check and the report.
+        .target(
+            name: "TollgateLoadTest",
+            dependencies: [
+                "TollgateCore",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         // The command-line tool.
         .executableTarget(
             name: "tollgate",
             dependencies: [
                 "TollgateCore",
                 "TollgateServer",
+                "TollgateLoadTest",
                 "TollgatePayments",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -109,6 +125,10 @@ let package = Package(
         .testTarget(
             name: "TollgatePaymentsTests",
             dependencies: ["TollgatePayments", "TollgateCore"]
+        ),
+        .testTarget(
+            name: "TollgateLoadTestTests",
+            dependencies: ["TollgateLoadTest", "TollgateCore", "TollgateTestSupport"]
         ),
         .testTarget(
             name: "TollgateCLITests",

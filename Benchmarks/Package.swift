@@ -53,6 +53,33 @@ let package = Package(
                 .plugin(name: "BenchmarkPlugin", package: "benchmark"),
             ]
         ),
+        // `swift package benchmark --target CoreBenchmarks`: money, prices, usage, RESP; no Redis.
+        .executableTarget(
+            name: "CoreBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "TollgateCore", package: "tollgate"),
+                .product(name: "TollgateRedis", package: "tollgate"),
+            ],
+            path: "Benchmarks/CoreBenchmarks",
+            plugins: [
+                .plugin(name: "BenchmarkPlugin", package: "benchmark"),
+            ]
+        ),
+        // `swift package benchmark --target LuaBenchmarks`: each Lua entry point through the
+        // engine, and Redis round trips, one caller and pipelined.
+        .executableTarget(
+            name: "LuaBenchmarks",
+            dependencies: [
+                "DebitWorkload",
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "TollgateTestSupport", package: "tollgate"),
+            ],
+            path: "Benchmarks/LuaBenchmarks",
+            plugins: [
+                .plugin(name: "BenchmarkPlugin", package: "benchmark"),
+            ]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -34,6 +34,7 @@ struct TollgateCommand: AsyncParsableCommand {
             LedgerCommand.self,
             AuditCommand.self,
             LuaCommand.self,
+            LoadtestCommand.self,
         ]
     )
 }

@@ -59,3 +59,22 @@ struct MoneyTests {
         #expect(Money(micros: Int64.min) == nil)
     }
 }
+
+@Suite("Price.cost")
+struct PriceCostTests {
+    @Test("whole micro-credits and the carried remainder; splits add up")
+    func cost() throws {
+        let price = try Price(price: try Money(parsing: "0.15"), per: 1_000_000)
+        #expect(price.cost(of: 1_000_000)! == (150_000, 0))
+        #expect(price.cost(of: 7)! == (1, 50_000))
+        var carry: Int64 = 0, total: Int64 = 0
+        for _ in 0..<1000 {
+            let (micros, rest) = price.cost(of: 7, carry: carry)!
+            total += micros
+            carry = rest
+        }
+        #expect(total == price.cost(of: 7000)!.micros)
+        #expect(price.cost(of: -1) == nil)
+        #expect(price.cost(of: 1, carry: 1_000_000) == nil)
+    }
+}

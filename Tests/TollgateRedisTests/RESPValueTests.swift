@@ -231,3 +231,19 @@ struct RESPValueTests {
         #expect(try await client.send("PING") == .simpleString("PONG"))
     }
 }
+
+@Suite("RESP decoding")
+struct RESPDecodingTests {
+    @Test("every reply type, several replies, a partial tail ignored")
+    func decodes() throws {
+        let bytes = Array("+OK\r\n-ERR bad\r\n:42\r\n$3\r\nabc\r\n$-1\r\n*3\r\n:1\r\n$1\r\nx\r\n*0\r\n$5\r\nhel".utf8)
+        let values = try RESPValue.decode(bytes)
+        #expect(values == [.simpleString("OK"), .error("ERR bad"), .integer(42), .bulkString(Array("abc".utf8)), .null,
+                           .array([.integer(1), .bulkString(Array("x".utf8)), .array([])])])
+    }
+
+    @Test("malformed input is a protocol error")
+    func malformed() {
+        #expect(throws: RedisError.self) { try RESPValue.decode(Array("?what\r\n".utf8)) }
+    }
+}

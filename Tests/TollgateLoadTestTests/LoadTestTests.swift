@@ -1,0 +1,180 @@
+import Foundation
+import Testing
+import TollgateCore
+@testable import TollgateLoadTest
+import TollgateTestSupport
+
+/// In-process runs: the engine on a real redis-server started by the test. Short runs, and
+/// only counts and consistency are asserted, never speed (the machine is shared).
+@Suite("loadtest in-process")
+struct InProcessLoadTests {
+    static func run(_ configuration: LoadTestConfiguration) async throws -> LoadTestReport {
+        let redis = try await RedisServer()
+        let target = try await EngineTarget.connect(redisURL: redis.url, connections: 2)
+        let report = try await LoadTest(configuration: configuration, target: target).run()
+        await target.shutdown()
+        return report
+    }
+
+    @Test("each workload, closed loop: traffic flows and the books are right", arguments: Workload.allCases)
+    func workload(_ workload: Workload) async throws {
+        let report = try await Self.run(LoadTestConfiguration(
+            workload: workload, duration: .seconds(1), concurrency: 6, accounts: 5, reportsPerStream: 3))
+        #expect(report.books.ok, "\(report.books.problems)")
+        #expect(report.errors == 0, "\(report.errorKinds)")
+        #expect(report.allowed > 0)
+        #expect(report.latency.count >= report.decisions)
+        switch workload {
+        case .stream:
+            #expect(report.streams > 0)
+            #expect(report.calls["report"] ?? 0 >= 3 * report.streams)
+        case .mixed:
+            #expect(report.denied["rate_limited"] ?? 0 > 0)
+            #expect(report.denied["insufficient_credit"] ?? 0 > 0)
+            #expect(report.calls["topup"] ?? 0 > 0)
+            #expect(report.redemptions > 0)
+            #expect(report.streams > 0)
+        case .hot:
+            #expect(report.books.accountsChecked == 1)
+        case .calls:
+            #expect(report.books.accountsChecked == 5)
+            #expect(report.denied.isEmpty)
+        }
+    }
+
+    @Test("open loop at a target rate, Zipf-skewed accounts")
+    func openLoop() async throws {
+        let report = try await Self.run(LoadTestConfiguration(
+            workload: .calls, duration: .seconds(1), concurrency: 4, pacing: .openLoop(ratePerSecond: 300),
+            accounts: 20, skew: .zipf(exponent: 1.2)))
+        #expect(report.books.ok, "\(report.books.problems)")
+        // At most one request per due time: never more than the rate allows.
+        #expect(report.decisions > 0 && report.decisions <= 300)
+        #expect(report.errors == 0)
+    }
+
+    @Test("the books check finds a missing debit and an entry nobody allowed")
+    func booksCheckFindsDrift() async throws {
+        let redis = try await RedisServer()
+        let engine = try await Engine.start(redis: redis.client())
+        let account = try AccountID("drift")
+        _ = try await engine.createAccount(account)
+        _ = try await engine.credit(account, amount: try Money(parsing: "10"), requestID: try RequestID("setup"))
+        _ = try await engine.debit(account, amount: try Money(parsing: "1"), requestID: try RequestID("stranger"))
+        var books = Books()
+        books.applied(account, "setup", net: 10_000_000, required: true)
+        books.applied(account, "never-sent", net: -5, required: true)
+        let check = try await books.check(EngineSession(engine: engine))
+        #expect(!check.ok)
+        #expect(check.problems.contains { $0.contains("stranger") && $0.contains("did not see allowed") })
+        #expect(check.problems.contains { $0.contains("missing from the ledger") })
+
+        var right = Books()
+        right.applied(account, "setup", net: 10_000_000, required: true)
+        right.applied(account, "stranger", net: -1_000_000, required: true)
+        #expect(try await right.check(EngineSession(engine: engine)).ok)
+    }
+
+    @Test("bad settings are refused before anything runs")
+    func validation() {
+        #expect(throws: LoadTestError.self) { try LoadTestConfiguration(workload: .calls, concurrency: 0).validate() }
+        #expect(throws: LoadTestError.self) { try LoadTestConfiguration(workload: .calls, pacing: .openLoop(ratePerSecond: 0)).validate() }
+        #expect(throws: LoadTestError.self) { try LoadTestConfiguration(workload: .calls, runID: "a b").validate() }
+    }
+
+    @Test("an unreachable Redis is a clear error")
+    func unreachableRedis() async throws {
+        let port = try RedisServer.freePort()
+        await #expect {
+            _ = try await EngineTarget.connect(redisURL: "redis://127.0.0.1:\(port)", timeout: .milliseconds(500))
+        } throws: { error in
+            (error as? LoadTestError)?.code == .unreachable
+        }
+    }
+}
+
+/// The `tollgate loadtest` command against the real embedded server (`tollgate serve` with its
+/// own redis-server), and its failure paths.
+@Suite("tollgate loadtest over HTTP")
+struct HTTPLoadTests {
+    static let admin = "loadtest-admin-token"
+    static let service = "loadtest-service-token"
+
+    static func loadtest(_ arguments: [String], environment: [String: String] = [:]) async throws -> CommandResult {
+        try await CommandRunner.run(CommandRunner.product("tollgate"), ["loadtest", "--quiet"] + arguments, environment: environment)
+    }
+
+    @Test("each workload against the embedded server, books checked (--json)")
+    func workloads() async throws {
+        let server = try await ServerProcess.start(adminToken: Self.admin, serviceToken: Self.service, arguments: ["--log-level", "warning"])
+        for workload in Workload.allCases {
+            let result = try await Self.loadtest(
+                ["--workload", workload.rawValue, "--duration", "1s", "--concurrency", "4", "--accounts", "3", "--reports", "2",
+                 "--server", server.baseURL, "--token", Self.service, "--json"],
+                environment: ["TOLLGATE_ADMIN_TOKEN": Self.admin])
+            #expect(result.status == 0, "\(workload): \(result.stderr) \(result.stdout)")
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+            #expect(json["books_ok"] as? Bool == true, "\(workload): \(json)")
+            #expect(json["errors"] as? Int == 0, "\(workload): \(json)")
+            #expect((json["allowed"] as? Int ?? 0) > 0)
+            #expect(json["throughput"] is Double)
+            let latency = try #require(json["latency_ms"] as? [String: Any])
+            for field in ["p50", "p90", "p99", "p999", "max"] { #expect(latency[field] is Double, "\(field)") }
+            #expect(json["denied"] is [String: Any])
+            if workload == .mixed {
+                let denied = try #require(json["denied"] as? [String: Int])
+                #expect(denied["rate_limited"] ?? 0 > 0)
+                #expect((json["redemptions"] as? Int ?? 0) > 0)
+            }
+        }
+        try await server.stop()
+    }
+
+    @Test("text summary and open loop over HTTP")
+    func textSummary() async throws {
+        let server = try await ServerProcess.start(adminToken: Self.admin, serviceToken: Self.service, arguments: ["--log-level", "warning"])
+        let result = try await Self.loadtest(
+            ["--duration", "1s", "--concurrency", "2", "--rate", "100", "--accounts", "2",
+             "--server", server.baseURL, "--token", Self.service, "--admin-token", Self.admin])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("open loop at 100/s"))
+        #expect(result.stdout.contains("books       ok"))
+        #expect(result.stdout.contains("p99.9"))
+        try await server.stop()
+    }
+
+    @Test("bad flags exit 2 with a message", arguments: [
+        ["--workload", "nonsense", "--redis", "redis://127.0.0.1:1"],
+        ["--duration", "1s"],
+        ["--server", "http://127.0.0.1:1", "--redis", "redis://127.0.0.1:1", "--token", "t"],
+        ["--server", "http://127.0.0.1:1"],
+        ["--server", "ftp://nowhere", "--token", "t"],
+        ["--redis", "redis://127.0.0.1:1", "--concurrency", "0"],
+    ])
+    func badFlags(_ arguments: [String]) async throws {
+        let result = try await Self.loadtest(arguments, environment: ["TOLLGATE_SERVICE_TOKEN": ""])
+        #expect(result.status == 2, "\(arguments): \(result.stdout) \(result.stderr)")
+        #expect(!result.stderr.isEmpty)
+    }
+
+    @Test("an unreachable server or Redis exits 1 and says so")
+    func unreachable() async throws {
+        let port = try RedisServer.freePort()
+        let http = try await Self.loadtest(["--server", "http://127.0.0.1:\(port)", "--token", "t", "--admin-token", "a", "--duration", "1s"])
+        #expect(http.status == 1)
+        #expect(http.stderr.contains("cannot connect to http://127.0.0.1:\(port)"), "\(http.stderr)")
+        let redis = try await Self.loadtest(["--redis", "redis://127.0.0.1:\(port)", "--duration", "1s", "--timeout", "500ms"])
+        #expect(redis.status == 1)
+        #expect(redis.stderr.contains("cannot reach Redis"), "\(redis.stderr)")
+    }
+
+    @Test("a wrong admin token fails the set-up with a clear error")
+    func wrongAdminToken() async throws {
+        let server = try await ServerProcess.start(adminToken: Self.admin, serviceToken: Self.service, arguments: ["--log-level", "warning"])
+        let result = try await Self.loadtest(
+            ["--duration", "1s", "--server", server.baseURL, "--token", Self.service, "--admin-token", "wrong"])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("setup_failed") && result.stderr.contains("401"), "\(result.stderr)")
+        try await server.stop()
+    }
+}
