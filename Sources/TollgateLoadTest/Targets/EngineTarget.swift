@@ -19,13 +19,26 @@ public struct EngineTarget: LoadTarget {
         } catch {
             throw LoadTestError(.invalidConfiguration, "'\(redisURL)' is not a Redis address: \(error.message)")
         }
-        let client = RedisClient(configuration: RedisConfiguration(
-            address: address, connectTimeout: timeout, commandTimeout: timeout, connectionCount: connections))
+        return try await connect(topology: .single(address), connections: connections, timeout: timeout)
+    }
+
+    /// Connects to one Redis or a Redis Cluster (`connections` per primary there) and installs
+    /// the Lua when Redis does not run this build's.
+    public static func connect(
+        topology: RedisTopology, connections: Int = 4, timeout: Duration = .seconds(2)
+    ) async throws(LoadTestError) -> EngineTarget {
+        let client: RedisClient
+        do {
+            client = try topology.client(RedisConfiguration(
+                address: topology.primaryAddress, connectTimeout: timeout, commandTimeout: timeout, connectionCount: connections))
+        } catch {
+            throw LoadTestError(.invalidConfiguration, error.message)
+        }
         do {
             return EngineTarget(engine: try await Engine.start(redis: client))
         } catch {
             client.close()
-            throw LoadTestError(.unreachable, "cannot reach Redis at \(redisURL): \(error.message)")
+            throw LoadTestError(.unreachable, "cannot reach Redis at \(topology): \(error.message)")
         }
     }
 

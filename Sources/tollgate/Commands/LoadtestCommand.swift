@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TollgateLoadTest
+import TollgateRedis
 
 /// `tollgate loadtest`: drives a workload against a server (HTTP) or the engine in-process,
 /// prints the figures, checks the books; exit 1 when the books are wrong.
@@ -40,7 +41,10 @@ struct LoadtestCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp(
         "Redis address for an in-process run: redis://host:port or unix:///path.", valueName: "url"))
     var redis: String?
-    @Option(help: "Redis connections for an in-process run.") var redisConnections: Int = 4
+    @Option(help: ArgumentHelp(
+        "Redis Cluster seed nodes for an in-process run: host:port[,host:port...].", valueName: "nodes"))
+    var redisCluster: String?
+    @Option(help: "Redis connections for an in-process run (per primary on a cluster).") var redisConnections: Int = 4
     @Option(help: ArgumentHelp("How long one request may take before it counts as an error.", valueName: "duration"))
     var timeout: DurationArgument = DurationArgument(.seconds(5))
     @Option(help: "A prefix for the run's account and request ids (default: random).") var runId: String?
@@ -52,8 +56,9 @@ struct LoadtestCommand: AsyncParsableCommand {
             throw ValidationError("--workload is one of \(Workload.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         guard ["uniform", "zipf"].contains(skew) else { throw ValidationError("--skew is uniform or zipf") }
-        switch (server, redis) {
-        case (nil, nil): throw ValidationError("give --server URL (with --token) or --redis URL")
+        if redis != nil, redisCluster != nil { throw ValidationError("give --redis or --redis-cluster, not both") }
+        switch (server, redis ?? redisCluster) {
+        case (nil, nil): throw ValidationError("give --server URL (with --token), --redis URL or --redis-cluster NODES")
         case (.some, .some): throw ValidationError("give --server or --redis, not both")
         default: break
         }
@@ -112,6 +117,13 @@ struct LoadtestCommand: AsyncParsableCommand {
         if let server {
             let admin = adminToken ?? environment["TOLLGATE_ADMIN_TOKEN"]
             return try HTTPTarget(url: server, serviceToken: serviceToken ?? "", adminToken: admin, timeout: timeout.duration)
+        }
+        if let redisCluster {
+            let seeds: [RedisAddress]
+            do { seeds = try RedisAddress.clusterSeeds(parsing: redisCluster) } catch {
+                throw LoadTestError(.invalidConfiguration, error.message)
+            }
+            return try await EngineTarget.connect(topology: .cluster(seeds), connections: redisConnections, timeout: timeout.duration)
         }
         let url = redis ?? ""
         return try await EngineTarget.connect(redisURL: url, connections: redisConnections, timeout: timeout.duration)
