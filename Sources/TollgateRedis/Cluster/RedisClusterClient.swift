@@ -78,10 +78,12 @@ public final class RedisClusterClient: Sendable {
             switch await client(for: node).sendToNode(command, asking: asking) {
             case .failure(let error):
                 _ = refreshInBackground()
-                // Refused: the command never left; another primary may own the slot soon (a
-                // failover). Timed out or broken after sending: its outcome is unknown, so it
+                // Refused, or the connect timed out: the command never left; another primary may
+                // own the slot soon (a failover). Timed out or broken after sending: its outcome is unknown, so it
                 // is not sent again here.
-                guard error.code == .connectionRefused else { throw error }
+                let neverSent = error.code == .connectionRefused
+                    || (error.code == .timeout && error.message.hasPrefix("connect timed out"))
+                guard neverSent else { throw error }
                 lastError = error
                 await pause(attempt)
                 _ = try? await refreshedMap()
