@@ -166,7 +166,7 @@ struct HTTPLoadTests {
 
     @Test("each workload against the embedded server, books checked (--json)")
     func workloads() async throws {
-        let server = try await ServerProcess.start(adminToken: Self.admin, serviceToken: Self.service, arguments: ["--log-level", "warning"])
+        let server = try await ServerProcess.start(adminToken: Self.admin, serviceToken: Self.service, arguments: ["--log-level", "warning", "--redis-timeout", "10s"])
         for workload in Workload.allCases {
             let result = try await Self.loadtest(
                 ["--workload", workload.rawValue, "--duration", "1s", "--concurrency", "4", "--accounts", "3", "--reports", "2",
@@ -198,7 +198,7 @@ struct HTTPLoadTests {
 
     @Test("text summary and open loop over HTTP")
     func textSummary() async throws {
-        let server = try await ServerProcess.start(adminToken: Self.admin, serviceToken: Self.service, arguments: ["--log-level", "warning"])
+        let server = try await ServerProcess.start(adminToken: Self.admin, serviceToken: Self.service, arguments: ["--log-level", "warning", "--redis-timeout", "10s"])
         let result = try await Self.loadtest(
             ["--duration", "1s", "--concurrency", "2", "--rate", "100", "--accounts", "2",
              "--server", server.baseURL, "--token", Self.service, "--admin-token", Self.admin])
@@ -237,7 +237,7 @@ struct HTTPLoadTests {
 
     @Test("a wrong service token: no decision is made, the run fails and the books are not checked")
     func wrongServiceToken() async throws {
-        let server = try await ServerProcess.start(adminToken: Self.admin, serviceToken: Self.service, arguments: ["--log-level", "warning"])
+        let server = try await ServerProcess.start(adminToken: Self.admin, serviceToken: Self.service, arguments: ["--log-level", "warning", "--redis-timeout", "10s"])
         let result = try await Self.loadtest(
             ["--duration", "500ms", "--concurrency", "2", "--accounts", "2", "--server", server.baseURL, "--token", "WRONG",
              "--admin-token", Self.admin, "--json"])
@@ -259,7 +259,7 @@ struct HTTPLoadTests {
         // Its own Redis, so killing the server outright leaves nothing behind.
         let redis = try await RedisServer()
         let server = try await ServerProcess.start(
-            redis: redis, adminToken: Self.admin, serviceToken: Self.service, arguments: ["--log-level", "warning"])
+            redis: redis, adminToken: Self.admin, serviceToken: Self.service, arguments: ["--log-level", "warning", "--redis-timeout", "10s"])
         // Not --quiet: the first progress line (after 1 s of traffic) says the run is under way.
         let loadtest = try TestProcess(CommandRunner.product("tollgate"), [
             "loadtest", "--duration", "2s", "--concurrency", "2", "--accounts", "2", "--timeout", "1s",
@@ -280,7 +280,7 @@ struct HTTPLoadTests {
 
     @Test("a wrong admin token fails the set-up with a clear error")
     func wrongAdminToken() async throws {
-        let server = try await ServerProcess.start(adminToken: Self.admin, serviceToken: Self.service, arguments: ["--log-level", "warning"])
+        let server = try await ServerProcess.start(adminToken: Self.admin, serviceToken: Self.service, arguments: ["--log-level", "warning", "--redis-timeout", "10s"])
         let result = try await Self.loadtest(
             ["--duration", "1s", "--server", server.baseURL, "--token", Self.service, "--admin-token", "wrong"])
         #expect(result.status == 1)
