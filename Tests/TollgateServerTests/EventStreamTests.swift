@@ -216,9 +216,10 @@ struct EventStreamTests {
                     _ = try await server.authorize(["account": "low", "request_id": "\(tag)-\(index)", "usage": [["meter": "api_call", "quantity": 1]]])
                 }
             }
-            try await spend(6, "a")  // 10 → 4: crosses below 5 once (at 4)
-            _ = try await server.admin("POST", "/v1/accounts/low/credits", ["amount": "10", "request_id": "up"])  // 14: re-armed
-            try await spend(10, "b")  // 14 → 4: crosses again (at 4)
+            // Every crossing is followed by more debits below the threshold: those must not alert again.
+            try await spend(8, "a")  // 10 → 2: crosses below 5 once (at 4), then 3 and 2 stay below
+            _ = try await server.admin("POST", "/v1/accounts/low/credits", ["amount": "12", "request_id": "up"])  // 14: re-armed
+            try await spend(12, "b")  // 14 → 2: crosses again (at 4), then 3 and 2 stay below
             let ledger = try await Self.ledgerIDs(server, "low")
             try await streams.waitUntil { Self.changes($0).last?.id == ledger.last }
             let events = streams.events()

@@ -153,6 +153,11 @@ final class EngineSession: LoadSession {
         return (page.entries.map { LedgerRecord(id: $0.id, requestID: $0.requestID, kind: $0.kind.rawValue, amount: $0.amount) }, page.nextCursor)
     }
 
+    func account(_ id: AccountID) async throws(LoadTestError) -> (balance: Money, held: Money) {
+        let state = try await call { () async throws(TollgateError) in try await engine.account(id) }
+        return (state.balance, state.held)
+    }
+
     func auditProblems(_ ids: [AccountID]) async throws(LoadTestError) -> [String] {
         var problems: [String] = []
         for id in ids {

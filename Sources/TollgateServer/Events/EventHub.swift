@@ -115,12 +115,22 @@ public final class EventHub: Service, Sendable {
         /// How far back (by the entry's time) a `Last-Event-ID` may resume; older ids get a
         /// fresh snapshot marked `reset`.
         public var retention: Duration
+        /// Open streams (SSE and WebSocket) this process serves at once; more are refused (429).
+        public var maxStreams: Int
+        /// Open streams the tokens of one account may hold together; more are refused (429).
+        /// The admin token is held only to `maxStreams`.
+        public var maxStreamsPerAccount: Int
 
-        public init(bufferSize: Int = 1024, heartbeat: Duration = .seconds(15), retention: Duration = .seconds(24 * 3600)) {
+        public init(bufferSize: Int = 1024, heartbeat: Duration = .seconds(15), retention: Duration = .seconds(24 * 3600),
+                    maxStreams: Int = 10_000, maxStreamsPerAccount: Int = 32) {
             precondition(bufferSize > 0, "a subscriber needs room for at least one event")
+            precondition(heartbeat >= .milliseconds(1), "a heartbeat interval of zero would never stop sending")
+            precondition(maxStreams > 0 && maxStreamsPerAccount > 0, "stream limits must allow at least one stream")
             self.bufferSize = bufferSize
             self.heartbeat = heartbeat
             self.retention = retention
+            self.maxStreams = maxStreams
+            self.maxStreamsPerAccount = maxStreamsPerAccount
         }
     }
 
@@ -142,6 +152,8 @@ public final class EventHub: Service, Sendable {
     private var laggedCounter: Metrics.Counter { Self.metrics.lagged }
     private var subscriberGauge: Metrics.Gauge { Self.metrics.subscribers }
     private let ready = Mutex<(isReady: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+    /// Counts open streams against `maxStreams` and `maxStreamsPerAccount`.
+    let streamLimits: StreamLimiter
 
     /// A hub that subscribes with its own connection to the Redis at `redis.address`; on a
     /// Redis Cluster, pass the other nodes as `fallbackAddresses` (any node delivers every event).
@@ -150,6 +162,7 @@ public final class EventHub: Service, Sendable {
         self.fallbackAddresses = fallbackAddresses
         self.configuration = configuration
         self.logger = logger
+        self.streamLimits = StreamLimiter(total: configuration.maxStreams, perAccount: configuration.maxStreamsPerAccount)
     }
 
     /// Registers a subscriber. Events published from now on that match reach it.
@@ -215,6 +228,9 @@ public final class EventHub: Service, Sendable {
                             return state.waiters
                         }
                         for waiter in waiters { waiter.resume() }
+                    case .dropped(let count):
+                        logger.warning("the event fan-out fell behind Redis and dropped \(count) messages; streams catch up from the ledger")
+                        broadcast(.gap)
                     case .message(_, let payload):
                         guard let parsed = AccountEvent(message: payload) else {
                             logger.warning("unreadable event message on \(AccountEvent.channel)")
