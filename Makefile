@@ -8,7 +8,7 @@ PORT       ?= 8080
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := redis-server redis-tools libhiredis-dev pkg-config nginx-light chromium chromium-driver python3-selenium
 
-.PHONY: run test deps build release bench bench-check bench-thresholds compare compare-debit lua-cost http-bench report-memory stream-bench clean
+.PHONY: cluster cluster-stop cluster-demo run test deps build release bench bench-check bench-thresholds compare compare-debit lua-cost http-bench report-memory stream-bench clean
 
 ## deps: install the Debian packages Tollgate builds and tests with, if any is missing.
 deps:
@@ -30,10 +30,25 @@ release: deps
 run: release
 	"$$($(SWIFT) build -c release --show-bin-path)/tollgate" serve --demo --data-dir "$(DATA_DIR)" --port "$(PORT)"
 
-## test: the whole suite, against real redis-server processes the tests start.
+## test: the whole suite, against real redis-server processes the tests start; then the engine
+## and HTTP suites again on local Redis Clusters (3 primaries, 3 replicas; TOLLGATE_TEST_REDIS=cluster).
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+	TOLLGATE_TEST_REDIS=cluster $(SWIFT) test --skip-build --filter TollgateCoreTests --filter TollgateServerTests
+
+## cluster: a local Redis Cluster (3 primaries, 3 replicas) on 127.0.0.1:7000-7005, data in
+## .tollgate-cluster; prints the --redis-cluster seeds. `make cluster-stop` stops it.
+cluster: deps
+	Benchmarks/cluster start --dir .tollgate-cluster
+
+cluster-stop:
+	Benchmarks/cluster stop --dir .tollgate-cluster
+
+## cluster-demo: throughput on 1 vs 3 primaries, then a reshard and a killed primary under load
+## with the books checked afterwards (not part of CI).
+cluster-demo: deps
+	Benchmarks/cluster-demo
 
 ## bench: the micro-benchmarks (ordo-one/package-benchmark): money, prices, RESP, each Lua
 ## entry point, Redis round trips, in-process debits. Scratch path Benchmarks/.build-bench.

@@ -31,6 +31,15 @@ let package = Package(
             name: "DebitLoad",
             dependencies: ["DebitWorkload"]
         ),
+        // Debits over many accounts on one Redis or a Redis Cluster, then a check of the books
+        // (used by `cluster-demo`: throughput on 1 vs 3 primaries, reshard and failover under load).
+        .executableTarget(
+            name: "ClusterLoad",
+            dependencies: [
+                .product(name: "TollgateCore", package: "tollgate"),
+                .product(name: "TollgateRedis", package: "tollgate"),
+            ]
+        ),
         // `swift package benchmark`: debits at 1, 16 and 64 concurrent callers.
         .executableTarget(
             name: "EngineBenchmarks",

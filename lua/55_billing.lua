@@ -17,9 +17,21 @@ redis.register_function('coupon_create', function(keys, args)
   return 'OK'
 end)
 
--- Counts a failed redemption against the account (a fixed window on the account's hash)
--- and the client address (a counter key that expires with the window).
-local function count_coupon_failure(k, ip_key, now, window)
+-- Redeeming a coupon spans two slots: the coupon's ({c:HASH}) and the account's ({a:ID}), so
+-- it runs as steps, each atomic in its slot, in this order (the engine drives them):
+--   1 coupon_precheck  (account slot) refuses an account or address that guessed too often;
+--   2 coupon_claim     (coupon slot)   counts the redemption against the code's limit and adds
+--                                      the account to the code's redeemers, once per account;
+--   3 coupon_credit    (account slot)  credits it, once per account and code: the permanent
+--                                      field 'cpn:HASH' on the account marks it credited.
+-- A claim is never undone by a crash: a retry finds the account among the redeemers
+-- ('reclaimed') and step 3 completes the credit if it was missing. So a code is never redeemed
+-- beyond its limit (step 2 is atomic) and never credited twice to an account (step 3 is).
+-- coupon_fail and coupon_address_failed count refusals; coupon_unclaim gives a claim back when
+-- the account turned out to be closed (it was never credited, and the marker rules out a later one).
+
+-- Counts a failed redemption against the account (a fixed window on the account's hash).
+local function count_coupon_failure(k, now, window)
   local f = redis.call('HMGET', k.acct, 'cfail', 'cfail_until')
   local until_ms = tonumber(f[2] or '0')
   if until_ms <= now then
@@ -27,71 +39,107 @@ local function count_coupon_failure(k, ip_key, now, window)
   else
     redis.call('HINCRBY', k.acct, 'cfail', 1)
   end
-  if ip_key ~= '' and redis.call('INCR', ip_key) == 1 then
-    redis.call('PEXPIRE', ip_key, window)
-  end
 end
 
--- coupon_redeem(account_id, max_failures, window_ms, coupon_ref)
--- KEYS: 1-4 the account's, 5 the coupon hash, 6 the set of accounts that redeemed it,
--- 7 the client address's failure counter (absent when the address is unknown).
--- Atomic: a code is never redeemed beyond its limit nor twice by one account. Failed
--- attempts count against the account and the address; past max_failures within the window
--- every attempt is refused with too_many_attempts until the window ends.
-redis.register_function('coupon_redeem', function(keys, args)
-  local k, now, periods = step_start({ keys[1], keys[2], keys[3], keys[4] }, args)
-  local coupon_key, redeemers, ip_key = keys[5], keys[6], keys[7] or ''
-  local account_id = args[8]
-  local max_failures = integer_arg(args[9], 'max_failures', 1, MAX_LIMIT)
-  local window = integer_arg(args[10], 'window_ms', 1, MAX_TTL_MS)
-  local ref = args[11] or ''
+-- coupon_precheck(max_failures, address_failures, address_ttl_ms)
+-- KEYS: 1-4 the account's. The address's failures were read from its own key just before.
+-- Past max_failures within the window every attempt is refused with too_many_attempts.
+-- Reply detail (10): 1 when the account is closed.
+redis.register_function('coupon_precheck', function(keys, args)
+  local k, now, periods = step_start(keys, args)
+  local max_failures = integer_arg(args[8], 'max_failures', 1, MAX_LIMIT)
+  local address_failures = integer_arg(args[9], 'address_failures', 0, MAX_AMOUNT)
+  local address_ttl = integer_arg(args[10], 'address_ttl', 0, MAX_AMOUNT)
   local a = load_account(k)
   expire_due(k, a, now, periods)
-
   local f = redis.call('HMGET', k.acct, 'cfail', 'cfail_until')
   local until_ms = tonumber(f[2] or '0')
   if until_ms > now and tonumber(f[1] or '0') >= max_failures then
     return reply(a, 'denied', 'too_many_attempts', '', '', 0, 0, until_ms - now)
   end
-  if ip_key ~= '' then
-    local tries = tonumber(redis.call('GET', ip_key) or '0')
-    if tries >= max_failures then
-      return reply(a, 'denied', 'too_many_attempts', '', '', 0, 0, math.max(1, redis.call('PTTL', ip_key)))
-    end
+  if address_failures >= max_failures then
+    return reply(a, 'denied', 'too_many_attempts', '', '', 0, 0, math.max(1, address_ttl))
   end
+  local closed = 0
+  if a.status == 'closed' then closed = 1 end
+  return reply(a, 'ok', '', '', '', 0, closed)
+end)
 
-  local c = redis.call('HMGET', coupon_key, 'amount', 'max', 'count', 'expires', 'account', 'credit_expires')
-  local reason = nil
-  if not c[1] or (c[5] ~= '' and c[5] ~= account_id) then
-    reason = 'invalid'
-  elseif tonumber(c[4]) <= now or (tonumber(c[6]) ~= 0 and tonumber(c[6]) <= now) then
-    reason = 'expired'
-  elseif redis.call('SISMEMBER', redeemers, account_id) == 1 then
-    reason = 'already_redeemed'
-  elseif tonumber(c[3]) >= tonumber(c[2]) then
-    reason = 'exhausted'
-  elseif a.status == 'closed' then
-    reason = 'account_closed'
-  end
-  if reason then
-    count_coupon_failure(k, ip_key, now, window)
-    return denied(a, reason)
-  end
+-- coupon_claim(now, account_id, closed)
+-- KEYS: 1 the coupon hash 'tg:{c:HASH}:coupon', 2 the set of accounts that claimed it.
+-- Reply: { status, amount, credit_expires }; status 'claimed' (counted now), 'reclaimed' (this
+-- account claimed it before; its credit may still be due) or a refusal: invalid, expired,
+-- exhausted, account_closed (closed = '1'; nothing is claimed then).
+redis.register_function('coupon_claim', function(keys, args)
+  local now = integer_arg(args[1], 'now', 0, MAX_AMOUNT)
+  local account_id, closed = args[2], args[3] == '1'
+  local c = redis.call('HMGET', keys[1], 'amount', 'max', 'count', 'expires', 'account', 'credit_expires')
+  if not c[1] or (c[5] ~= '' and c[5] ~= account_id) then return { 'invalid', '0', '0' } end
+  if redis.call('SISMEMBER', keys[2], account_id) == 1 then return { 'reclaimed', c[1], c[6] } end
+  if tonumber(c[4]) <= now or (tonumber(c[6]) ~= 0 and tonumber(c[6]) <= now) then return { 'expired', '0', '0' } end
+  if tonumber(c[3]) >= tonumber(c[2]) then return { 'exhausted', '0', '0' } end
+  if closed then return { 'account_closed', '0', '0' } end
+  redis.call('HINCRBY', keys[1], 'count', 1)
+  redis.call('SADD', keys[2], account_id)
+  return { 'claimed', c[1], c[6] }
+end)
 
-  local amount = tonumber(c[1])
+-- coupon_unclaim(account_id): KEYS as coupon_claim. Gives back a claim that was never credited.
+redis.register_function('coupon_unclaim', function(keys, args)
+  if redis.call('SREM', keys[2], args[1]) == 1 then redis.call('HINCRBY', keys[1], 'count', -1) end
+  return 'OK'
+end)
+
+-- coupon_credit(coupon_hash, coupon_ref, amount, credit_expires, window_ms)
+-- KEYS: 1-4 the account's. Credits a claimed coupon as promotional credit, at most once per
+-- account and code; refused with already_redeemed (a failure) once credited, account_closed
+-- when closed. Reply detail (10): when the credit expires.
+redis.register_function('coupon_credit', function(keys, args)
+  local k, now, periods = step_start(keys, args)
+  local hash, ref = args[8], args[9] or ''
+  local amount = amount_arg(args[10], 'amount')
+  local credit_expires = integer_arg(args[11], 'credit_expires', 0, MAX_AMOUNT)
+  local window = integer_arg(args[12], 'window_ms', 1, MAX_TTL_MS)
+  if type(hash) ~= 'string' or not string.match(hash, '^%x+$') then fail('invalid_argument', 'bad coupon hash') end
+  local a = load_account(k)
+  expire_due(k, a, now, periods)
+  local marker = 'cpn:' .. hash
+  if redis.call('HEXISTS', k.acct, marker) == 1 then
+    count_coupon_failure(k, now, window)
+    return denied(a, 'already_redeemed')
+  end
+  if a.status == 'closed' then return denied(a, 'account_closed') end
+  if credit_expires ~= 0 and credit_expires <= now then return denied(a, 'expired') end
   if a.balance + amount > MAX_AMOUNT then
     fail('amount_out_of_range', 'the balance would exceed 2^53 micro-credits')
   end
-  local credit_expires = tonumber(c[6])
   if credit_expires == 0 then credit_expires = NEVER end
-  redis.call('HINCRBY', coupon_key, 'count', 1)
-  redis.call('SADD', redeemers, account_id)
+  redis.call('HSET', k.acct, marker, fmt(now))
   add_grant(k, a, amount, credit_expires)
   local extra = { 'ref', 'coupon:' .. ref }
   if credit_expires ~= NEVER then extra[3] = 'expires'; extra[4] = fmt(credit_expires) end
   local id = append_ledger(k, a, now, 'coupon', amount, 0, 'coupon:' .. ref, '', nil, extra)
-  local r = reply(a, 'ok', '', id, '', amount, credit_expires)
-  return r
+  return reply(a, 'ok', '', id, '', amount, credit_expires)
+end)
+
+-- coupon_fail(reason, window_ms): KEYS 1-4 the account's. Counts a refused redemption against
+-- the account and answers the refusal.
+redis.register_function('coupon_fail', function(keys, args)
+  local k, now, periods = step_start(keys, args)
+  local reason = args[8]
+  local window = integer_arg(args[9], 'window_ms', 1, MAX_TTL_MS)
+  local a = load_account(k)
+  count_coupon_failure(k, now, window)
+  return denied(a, reason)
+end)
+
+-- coupon_address_failed(window_ms): KEYS 1 the client address's failure counter
+-- 'tg:couponfail:<addr>' (a slot of its own). Counts a refusal; the counter expires with the window.
+redis.register_function('coupon_address_failed', function(keys, args)
+  local window = integer_arg(args[1], 'window_ms', 1, MAX_TTL_MS)
+  local n = redis.call('INCR', keys[1])
+  if n == 1 then redis.call('PEXPIRE', keys[1], window) end
+  return n
 end)
 
 -- Notes a deposit's change of status in the payment history (not the ledger: the balance does

@@ -49,12 +49,16 @@ public struct LoadTestConfiguration: Sendable, Hashable {
     public var reportsPerStream: Int
     /// Prefix of every account id and request id of this run, so runs never collide.
     public var runID: String
+    /// The share of calls that may fail (their outcome unknown) before the run fails: 0.01 is 1%.
+    public var maxErrorFraction: Double
 
     /// A configuration; `runID` defaults to a fresh random one.
     public init(
         workload: Workload, duration: Duration = .seconds(10), concurrency: Int = 64, pacing: Pacing = .closedLoop,
-        accounts: Int = 100, skew: AccountSkew = .uniform, reportsPerStream: Int = 4, runID: String? = nil
+        accounts: Int = 100, skew: AccountSkew = .uniform, reportsPerStream: Int = 4, runID: String? = nil,
+        maxErrorFraction: Double = 0.01
     ) {
+        self.maxErrorFraction = maxErrorFraction
         self.workload = workload
         self.duration = duration
         self.concurrency = concurrency
@@ -75,6 +79,7 @@ public struct LoadTestConfiguration: Sendable, Hashable {
         if case .openLoop(let rate) = pacing, !(rate > 0 && rate <= 10_000_000) {
             throw invalid("the rate must be between 0 and 10000000 requests per second")
         }
+        guard maxErrorFraction >= 0, maxErrorFraction <= 1 else { throw invalid("the error rate allowed must be between 0 and 100%") }
         if case .zipf(let exponent) = skew, !(exponent > 0 && exponent <= 10) {
             throw invalid("the Zipf exponent must be between 0 and 10")
         }

@@ -62,15 +62,29 @@ public final class RedisServer: Sendable {
         running.waitUntilExit()
     }
 
-    /// The running server's process id.
-    public var pid: Int32? { process.withLock { $0?.processIdentifier } }
+    /// Whether the server process runs.
+    public var isRunning: Bool { process.withLock { $0?.isRunning ?? false } }
+
+    /// The server's process id, while it runs.
+    public var processIdentifier: Int32? { process.withLock { $0.map(\.processIdentifier) } }
+
+    /// Kills the server at once (SIGKILL, no shutdown work), as a crash would, and waits for it.
+    public func kill() {
+        let running = process.withLock { current -> Process? in
+            defer { current = nil }
+            return current
+        }
+        guard let running, running.isRunning else { return }
+        Glibc.kill(running.processIdentifier, SIGKILL)
+        running.waitUntilExit()
+    }
 
     /// Sends `signal` (SIGSTOP, SIGCONT, SIGKILL...) to the running server, for fault tests.
     /// After SIGKILL it waits for the process to be gone; `start()` brings it back.
     public func signal(_ signal: Int32) {
         let running = process.withLock { $0 }
         guard let running, running.isRunning else { return }
-        kill(running.processIdentifier, signal)
+        Glibc.kill(running.processIdentifier, signal)
         if signal == SIGKILL {
             running.waitUntilExit()
             process.withLock { $0 = nil }

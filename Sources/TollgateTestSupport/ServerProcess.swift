@@ -141,6 +141,7 @@ public final class ServerProcess: Sendable {
     ///   - environment: more environment variables (inherited `TOLLGATE_*` ones are dropped).
     public static func start(
         redis: RedisServer? = nil,
+        redisArguments: [String] = [],
         dataDirectory: URL? = nil,
         adminToken: String? = nil,
         serviceToken: String? = nil,
@@ -152,6 +153,7 @@ public final class ServerProcess: Sendable {
         let directory = dataDirectory ?? Self.temporaryDirectory()
         var flags = ["serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", directory.path]
         if let redis { flags += ["--redis", redis.url] }
+        flags += redisArguments
         if let adminToken { flags += ["--admin-token", adminToken] }
         if let serviceToken { flags += ["--service-token", serviceToken] }
         flags += arguments

@@ -213,7 +213,7 @@ struct AuthorizeTests {
     @Test("a price change reaches a running engine without restart (it re-reads the price book every 500 ms)")
     func priceChangePropagates() async throws {
         let f = try await EngineFixture()
-        let other = try await Engine.start(redis: f.server.client(), clock: f.clock)
+        let other = try await Engine.start(redis: f.redis.client(), clock: f.clock)
         try await f.price("api_call", "1")
         let id = try await f.account("a", balance: "100")
         #expect(try await other.authorize(.account(id), usage: usage("api_call=1"), requestID: request("1")).amount == money("1"))

@@ -1,6 +1,7 @@
 import Testing
 import TollgateCore
 import TollgateRedis
+import TollgateTestSupport
 
 @Suite("Engine under concurrency and failure")
 struct EngineConcurrencyTests {
@@ -71,7 +72,8 @@ struct EngineConcurrencyTests {
         #expect(try await f.engine.account(id).held == money("2"))
     }
 
-    @Test("Redis restarted in the middle of a run: the engine recovers by itself and the books balance")
+    @Test("Redis restarted in the middle of a run: the engine recovers by itself and the books balance",
+          .enabled(if: !TestRedis.isCluster, "restarts the one Redis; ClusterTests cover a primary's failover"))
     func serverRestart() async throws {
         let f = try await EngineFixture(persistent: true, connections: 2)
         let id = try await f.account("a", balance: "100")
@@ -129,7 +131,8 @@ struct EngineConcurrencyTests {
         #expect(try await f.engine.prepare() == .alreadyCurrent)
     }
 
-    @Test("with Redis down, calls fail with redis_unavailable instead of hanging")
+    @Test("with Redis down, calls fail with redis_unavailable instead of hanging",
+          .enabled(if: !TestRedis.isCluster, "stops the one Redis"))
     func redisDown() async throws {
         let f = try await EngineFixture()
         let id = try await f.account("a", balance: "1")

@@ -2,16 +2,23 @@ import TollgateCore
 import TollgateRedis
 import TollgateTestSupport
 
-/// A real redis-server, an engine on it with a clock the test drives, and helpers.
+/// A real redis-server (or, with `TOLLGATE_TEST_REDIS=cluster`, a local Redis Cluster), an
+/// engine on it with a clock the test drives, and helpers.
 struct EngineFixture {
-    let server: RedisServer
+    let redis: TestRedis
     let engine: Engine
     let clock: ManualEngineClock
 
+    /// The single server; tests that restart or stop it run only in single mode.
+    var server: RedisServer {
+        guard let single = redis.single else { preconditionFailure("this test needs a single Redis (it is skipped on a cluster)") }
+        return single
+    }
+
     init(persistent: Bool = false, connections: Int = 2) async throws {
-        server = try await RedisServer(persistent: persistent)
+        redis = try await TestRedis.start(persistent: persistent)
         clock = ManualEngineClock()
-        engine = try await Engine.start(redis: server.client(connections: connections), clock: clock)
+        engine = try await Engine.start(redis: redis.client(connections: connections), clock: clock)
     }
 
     /// An account with `balance` of top-up credit.

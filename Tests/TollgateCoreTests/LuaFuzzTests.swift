@@ -111,6 +111,6 @@ struct LuaFuzzTests {
         #expect(unexpected.isEmpty, "\(unexpected.prefix(10).joined(separator: "\n"))")
         let audit = try await fixture.engine.audit()
         #expect(audit.isClean, "\(audit.accounts.filter { !$0.isClean })")
-        fixture.server.stop()
+        fixture.redis.single?.stop()
     }
 }

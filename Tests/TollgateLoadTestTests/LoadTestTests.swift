@@ -75,11 +75,71 @@ struct InProcessLoadTests {
         #expect(try await right.check(EngineSession(engine: engine)).ok)
     }
 
+    @Test("the books check catches an engine that charges another price than the plan set")
+    func wrongPriceIsCaught() async throws {
+        let redis = try await RedisServer()
+        let target = try await EngineTarget.connect(redisURL: redis.url, connections: 2)
+        var test = LoadTest(configuration: LoadTestConfiguration(workload: .calls, duration: .seconds(2), concurrency: 2, accounts: 2),
+                            target: target)
+        // After the plan priced a call at 1 micro-credit, the engine is told 3: every reply and
+        // ledger entry then agree with each other, but not with the plan.
+        let engine = target.engine
+        test.afterSetUp = {
+            try? await engine.setPrice(try PriceKey(meter: RunPlan.callMeter), try Price(price: Money(micros: 3)!, per: 1))
+        }
+        let report = try await test.run()
+        await target.shutdown()
+        #expect(report.allowed > 0)
+        #expect(report.errors == 0, "\(report.errorKinds)")
+        #expect(report.books.checked)
+        #expect(!report.books.ok)
+        #expect(!report.ok)
+        #expect(report.books.problems.contains { $0.contains("charged another amount than the plan's prices") }, "\(report.books.problems)")
+        #expect(report.books.problems.contains { $0.contains("final balance") }, "\(report.books.problems)")
+        #expect(report.failures.contains("the books are wrong"))
+    }
+
+    @Test("open loop: latency counts from the intended send time, so a target that cannot keep up shows it")
+    func openLoopLatencyFromDueTime() async throws {
+        let redis = try await RedisServer()
+        let target = try await EngineTarget.connect(redisURL: redis.url, connections: 1)
+        // One worker asked for far more than one worker can do: each request is later than the
+        // last, and that lateness is the latency (no coordinated omission).
+        let open = try await LoadTest(configuration: LoadTestConfiguration(
+            workload: .calls, duration: .seconds(2), concurrency: 1, pacing: .openLoop(ratePerSecond: 1_000_000), accounts: 1),
+            target: target).run()
+        await target.shutdown()
+        #expect(open.ok, "\(open.failures)")
+        #expect(open.decisions >= 10)
+        // What one call takes: one worker sends them one after the other, so the window over
+        // the calls made (measured on the same machine at the same moment, whatever its load).
+        let perCall = LoadTest.seconds(open.window.duration) * 1000 / Double(max(1, open.decisionsInWindow))
+        // The lag grows through the run to about its length: p99 is far above one call's time.
+        #expect(open.latency.p99 > 5 * perCall, "p99 \(open.latency.p99) ms, one call \(perCall) ms")
+        #expect(open.latency.p99 > 0.3 * 2000, "p99 \(open.latency.p99) ms")
+        #expect(open.latency.p50 < open.latency.p99)
+        // Most of what was due was never sent, and the report says so.
+        #expect((open.unsent ?? 0) > open.decisions)
+        #expect(open.text.contains("never sent"))
+    }
+
+    @Test("latencies beyond the histogram are counted at its ceiling, not dropped")
+    func clampedLatency() {
+        var record = WorkerRecord()
+        let now = ContinuousClock.now
+        record.latency(since: now - .seconds(300), now: now)
+        record.latency(since: now - .milliseconds(2), now: now)
+        #expect(record.clamped == 1)
+        #expect(record.latency.totalCount == 2)
+        #expect(record.latency.max >= WorkerRecord.latencyCeiling - WorkerRecord.latencyCeiling / 1000)
+    }
+
     @Test("bad settings are refused before anything runs")
     func validation() {
         #expect(throws: LoadTestError.self) { try LoadTestConfiguration(workload: .calls, concurrency: 0).validate() }
         #expect(throws: LoadTestError.self) { try LoadTestConfiguration(workload: .calls, pacing: .openLoop(ratePerSecond: 0)).validate() }
         #expect(throws: LoadTestError.self) { try LoadTestConfiguration(workload: .calls, runID: "a b").validate() }
+        #expect(throws: LoadTestError.self) { try LoadTestConfiguration(workload: .calls, maxErrorFraction: 2).validate() }
     }
 
     @Test("an unreachable Redis is a clear error")
@@ -106,7 +166,7 @@ struct HTTPLoadTests {
 
     @Test("each workload against the embedded server, books checked (--json)")
     func workloads() async throws {
-        let server = try await ServerProcess.start(adminToken: Self.admin, serviceToken: Self.service, arguments: ["--log-level", "warning"])
+        let server = try await ServerProcess.start(adminToken: Self.admin, serviceToken: Self.service, arguments: ["--log-level", "warning", "--redis-timeout", "10s"])
         for workload in Workload.allCases {
             let result = try await Self.loadtest(
                 ["--workload", workload.rawValue, "--duration", "1s", "--concurrency", "4", "--accounts", "3", "--reports", "2",
@@ -118,6 +178,12 @@ struct HTTPLoadTests {
             #expect(json["errors"] as? Int == 0, "\(workload): \(json)")
             #expect((json["allowed"] as? Int ?? 0) > 0)
             #expect(json["throughput"] is Double)
+            #expect(json["ok"] as? Bool == true, "\(workload): \(json)")
+            let window = try #require(json["throughput_window"] as? [String: Any])
+            #expect(window["from"] as? String == "first_send")
+            #expect(["deadline", "last_completion"].contains(window["to"] as? String ?? ""))
+            #expect((window["seconds"] as? Double ?? 0) <= 1.0)
+            #expect(json["latency_clamped"] as? Int == 0)
             let latency = try #require(json["latency_ms"] as? [String: Any])
             for field in ["p50", "p90", "p99", "p999", "max"] { #expect(latency[field] is Double, "\(field)") }
             #expect(json["denied"] is [String: Any])
@@ -132,13 +198,14 @@ struct HTTPLoadTests {
 
     @Test("text summary and open loop over HTTP")
     func textSummary() async throws {
-        let server = try await ServerProcess.start(adminToken: Self.admin, serviceToken: Self.service, arguments: ["--log-level", "warning"])
+        let server = try await ServerProcess.start(adminToken: Self.admin, serviceToken: Self.service, arguments: ["--log-level", "warning", "--redis-timeout", "10s"])
         let result = try await Self.loadtest(
             ["--duration", "1s", "--concurrency", "2", "--rate", "100", "--accounts", "2",
              "--server", server.baseURL, "--token", Self.service, "--admin-token", Self.admin])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains("open loop at 100/s"))
         #expect(result.stdout.contains("books       ok"))
+        #expect(result.stdout.contains("from the first send to"))
         #expect(result.stdout.contains("p99.9"))
         try await server.stop()
     }
@@ -168,9 +235,52 @@ struct HTTPLoadTests {
         #expect(redis.stderr.contains("cannot reach Redis"), "\(redis.stderr)")
     }
 
+    @Test("a wrong service token: no decision is made, the run fails and the books are not checked")
+    func wrongServiceToken() async throws {
+        let server = try await ServerProcess.start(adminToken: Self.admin, serviceToken: Self.service, arguments: ["--log-level", "warning", "--redis-timeout", "10s"])
+        let result = try await Self.loadtest(
+            ["--duration", "500ms", "--concurrency", "2", "--accounts", "2", "--server", server.baseURL, "--token", "WRONG",
+             "--admin-token", Self.admin, "--json"])
+        _ = try await server.stop()
+        #expect(result.status == 1, "\(result.stderr)")
+        #expect(result.stderr.contains("no decision was made"), "\(result.stderr)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any], "\(result.stdout)")
+        #expect(json["books_ok"] as? Bool != true, "\(json)")
+        #expect(json["ok"] as? Bool == false)
+        #expect(json["decisions"] as? Int == 0)
+        #expect((json["errors"] as? Int ?? 0) > 0)
+        let books = try #require(json["books"] as? [String: Any])
+        #expect(books["checked"] as? Bool == false)
+        #expect((json["error_kinds"] as? [String: Int])?.keys.contains { $0.contains("401") } == true, "\(json)")
+    }
+
+    @Test("a server that dies mid-run: the report is still printed, books not checked, exit 1")
+    func serverDiesMidRun() async throws {
+        // Its own Redis, so killing the server outright leaves nothing behind.
+        let redis = try await RedisServer()
+        let server = try await ServerProcess.start(
+            redis: redis, adminToken: Self.admin, serviceToken: Self.service, arguments: ["--log-level", "warning", "--redis-timeout", "10s"])
+        // Not --quiet: the first progress line (after 1 s of traffic) says the run is under way.
+        let loadtest = try TestProcess(CommandRunner.product("tollgate"), [
+            "loadtest", "--duration", "2s", "--concurrency", "2", "--accounts", "2", "--timeout", "1s",
+            "--server", server.baseURL, "--token", Self.service, "--admin-token", Self.admin, "--json"])
+        try await loadtest.waitForOutput(containing: " decisions ", timeout: .seconds(20))
+        server.process.signal(SIGKILL)
+        let termination = try await loadtest.waitForExit(timeout: .seconds(20))
+        let result = (status: termination == .exited(1) ? Int32(1) : -1, stdout: loadtest.stdout, stderr: loadtest.stderr)
+        #expect(result.status == 1, "\(result.stderr)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any], "\(result.stdout) \(result.stderr)")
+        #expect((json["decisions"] as? Int ?? 0) > 0, "\(json)")
+        #expect((json["errors"] as? Int ?? 0) > 0, "\(json)")
+        let books = try #require(json["books"] as? [String: Any])
+        #expect(books["checked"] as? Bool == false)
+        #expect((books["not_checked"] as? String ?? "").contains("target unreachable"), "\(books)")
+        #expect(result.stderr.contains("not checked"), "\(result.stderr)")
+    }
+
     @Test("a wrong admin token fails the set-up with a clear error")
     func wrongAdminToken() async throws {
-        let server = try await ServerProcess.start(adminToken: Self.admin, serviceToken: Self.service, arguments: ["--log-level", "warning"])
+        let server = try await ServerProcess.start(adminToken: Self.admin, serviceToken: Self.service, arguments: ["--log-level", "warning", "--redis-timeout", "10s"])
         let result = try await Self.loadtest(
             ["--duration", "1s", "--server", server.baseURL, "--token", Self.service, "--admin-token", "wrong"])
         #expect(result.status == 1)

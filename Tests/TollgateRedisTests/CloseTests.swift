@@ -42,12 +42,14 @@ struct CloseTests {
     @Test func commandsAlreadySentAreAnsweredAfterClose() async throws {
         let server = try await RedisServer()
         defer { server.stop() }
-        let client = server.client(connections: 1)
+        // Long timeouts: on a loaded machine the RPUSH below may come seconds later.
+        let client = server.client(connections: 1, commandTimeout: .seconds(60))
         let observer = server.client(connections: 1)
         defer { observer.close() }
         try await client.ping()
 
-        async let blocked = timed { () async throws(RedisError) in try await client.send("BLPOP", "queue", "5") }
+        // A long BLPOP timeout: on a loaded machine the RPUSH below may come seconds later.
+        async let blocked = timed { () async throws(RedisError) in try await client.send("BLPOP", "queue", "60") }
         // Wait until the server has the BLPOP, then close while it is in flight.
         let inFlight = await eventually {
             ((try? await observer.send("INFO", "clients"))?.string ?? "").contains("blocked_clients:1")

@@ -80,7 +80,8 @@ struct ReconnectTests {
                 group.addTask {
                     var report = WorkerReport(worker: worker)
                     var errorsAfterStop = 0
-                    let deadline = ContinuousClock.now + .seconds(5)
+                    // A hang bound, not a speed claim: a loaded machine can be slow to fail.
+                    let deadline = ContinuousClock.now + .seconds(30)
                     var iteration = 0
                     while errorsAfterStop < 3 && ContinuousClock.now < deadline {
                         iteration += 1

@@ -154,7 +154,7 @@ struct AdminTests {
             let clean = try await s.admin("GET", "/v1/audit")
             #expect(clean.status == 200 && clean.value == ["clean": true, "accounts_checked": 2, "drifting": []])
             // Drift made behind the engine's back shows up.
-            let client = s.redis.client()
+            let client = s.testRedis.client()
             defer { client.close() }
             _ = try await client.send("HINCRBY", "tg:{a:other}:acct", "balance", "1000000")
             let drift = try await s.admin("GET", "/v1/audit")

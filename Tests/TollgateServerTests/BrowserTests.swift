@@ -11,7 +11,7 @@ import TollgateTestSupport
 struct BrowserTests {
     static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    @Test("account holder: live balance, coupon, CSV report")
+    @Test("account holder: live balance, coupon, CSV report", .enabled(if: !TestRedis.isCluster, "runs once, on a single Redis"))
     func accountHolder() async throws {
         for tool in ["/usr/bin/chromium", "/usr/bin/chromedriver"] {
             try #require(FileManager.default.isExecutableFile(atPath: tool),

@@ -137,36 +137,43 @@ enum E2ETokens {
     static let service = "tg-test-service-93b4e7aa"
 }
 
-/// A `tollgate serve` on its own test Redis, with known admin and service tokens, and
-/// shorthands for the calls the tests make.
+/// A `tollgate serve` on its own test Redis (a single server, or with
+/// `TOLLGATE_TEST_REDIS=cluster` a local Redis Cluster), with known admin and service tokens,
+/// and shorthands for the calls the tests make.
 struct E2EServer: Sendable {
-    let redis: RedisServer
+    let testRedis: TestRedis
     let server: ServerProcess
+
+    /// The single server; tests that stop or restart it run only in single mode.
+    var redis: RedisServer {
+        guard let single = testRedis.single else { preconditionFailure("this test needs a single Redis (it is skipped on a cluster)") }
+        return single
+    }
 
     var http: TestHTTPClient { server.http }
     var port: Int { server.port }
 
     init(arguments: [String] = [], environment: [String: String] = [:], persistentRedis: Bool = false,
          redisArguments: [String] = []) async throws {
-        redis = try await RedisServer(persistent: persistentRedis, extraArguments: redisArguments)
+        testRedis = try await TestRedis.start(persistent: persistentRedis, extraArguments: redisArguments)
         // A generous Redis timeout: the tests start many servers at once on a small machine,
         // and `serve` uses it for its start-up calls too (loading the Lua library).
         let timeout = arguments.contains("--redis-timeout") ? [] : ["--redis-timeout", "10s"]
         server = try await ServerProcess.start(
-            redis: redis, adminToken: E2ETokens.admin, serviceToken: E2ETokens.service,
+            redisArguments: testRedis.serveArguments, adminToken: E2ETokens.admin, serviceToken: E2ETokens.service,
             arguments: ["--log-level", "warning"] + timeout + arguments, environment: environment)
     }
 
     /// A server started elsewhere (fault tests restart and kill servers on one Redis).
     init(redis: RedisServer, server: ServerProcess) {
-        self.redis = redis
+        self.testRedis = TestRedis(redis)
         self.server = server
     }
 
     /// SIGTERM to the server (waiting for it), then stops Redis.
     func stop() async throws {
         try await server.stop()
-        redis.stop()
+        testRedis.single?.stop()
     }
 
     /// Runs `body` with a server, stopping it afterwards whatever happens.

@@ -112,7 +112,8 @@ struct EventStreamTests {
         }
     }
 
-    @Test("a stuck subscriber is cut off as lagging and delays neither decisions nor other subscribers")
+    @Test("a stuck subscriber is cut off as lagging and delays neither decisions nor other subscribers",
+          .enabled(if: !TestRedis.isCluster, "floods 40,000 PUBLISHes, which a cluster relays to all six nodes: too slow on two cores"))
     func stuckSubscriber() async throws {
         try await E2EServer.with(arguments: ["--events-buffer", "64"]) { server in
             try await server.price("api_call", "0.01")
@@ -128,7 +129,7 @@ struct EventStreamTests {
 
             // Flood the stuck account's stream (more than every socket and NIO buffer holds)
             // with well-formed events straight onto the channel, while decisions go on.
-            let redis = server.redis.client(connections: 2)
+            let redis = server.testRedis.client(connections: 2)
             defer { redis.close() }
             let flood = Task {
                 let base = Date().timeIntervalSince1970 * 1000 + 60_000
@@ -164,11 +165,11 @@ struct EventStreamTests {
 
     @Test("a change made through one server reaches subscribers of another on the same Redis; the firehose filters")
     func twoServersShareEvents() async throws {
-        let redis = try await RedisServer()
-        defer { redis.stop() }
-        let one = try await ServerProcess.start(redis: redis, adminToken: E2ETokens.admin, serviceToken: E2ETokens.service,
+        let redis = try await TestRedis.start()
+        defer { redis.single?.stop() }
+        let one = try await ServerProcess.start(redisArguments: redis.serveArguments, adminToken: E2ETokens.admin, serviceToken: E2ETokens.service,
                                                 arguments: ["--log-level", "warning", "--redis-timeout", "10s"])
-        let two = try await ServerProcess.start(redis: redis, adminToken: E2ETokens.admin, serviceToken: E2ETokens.service,
+        let two = try await ServerProcess.start(redisArguments: redis.serveArguments, adminToken: E2ETokens.admin, serviceToken: E2ETokens.service,
                                                 arguments: ["--log-level", "warning", "--redis-timeout", "10s"])
         defer { Task { _ = try? await one.stop(); _ = try? await two.stop() } }
         let a = E2EClient(http: one.http), b = E2EClient(http: two.http)
@@ -193,7 +194,10 @@ struct EventStreamTests {
         #expect(Self.changes(stream.events()).first?["balance"] == "9.5")
         try await firehose.waitUntil { Self.changes($0).count == 2 }
         _ = try await b.admin("GET", "/healthz")
-        #expect(Self.changes(firehose.events()).map { $0["account"] ?? "" } == ["team-a", "team-b"])
+        let accounts = Self.changes(firehose.events()).map { $0["account"] ?? "" }
+        // On a cluster, events of accounts on different primaries reach a subscriber in either
+        // order (each primary relays its own); one account's events keep their order.
+        #expect((TestRedis.isCluster ? accounts.sorted() : accounts) == ["team-a", "team-b"])
         #expect(Self.changes(firehose.events()).allSatisfy { $0["kind"] == "debit" })
     }
 
@@ -212,9 +216,10 @@ struct EventStreamTests {
                     _ = try await server.authorize(["account": "low", "request_id": "\(tag)-\(index)", "usage": [["meter": "api_call", "quantity": 1]]])
                 }
             }
-            try await spend(6, "a")  // 10 → 4: crosses below 5 once (at 4)
-            _ = try await server.admin("POST", "/v1/accounts/low/credits", ["amount": "10", "request_id": "up"])  // 14: re-armed
-            try await spend(10, "b")  // 14 → 4: crosses again (at 4)
+            // Every crossing is followed by more debits below the threshold: those must not alert again.
+            try await spend(8, "a")  // 10 → 2: crosses below 5 once (at 4), then 3 and 2 stay below
+            _ = try await server.admin("POST", "/v1/accounts/low/credits", ["amount": "12", "request_id": "up"])  // 14: re-armed
+            try await spend(12, "b")  // 14 → 2: crosses again (at 4), then 3 and 2 stay below
             let ledger = try await Self.ledgerIDs(server, "low")
             try await streams.waitUntil { Self.changes($0).last?.id == ledger.last }
             let events = streams.events()

@@ -9,7 +9,7 @@ import Glibc
 /// Faults with real processes (docs/RELIABILITY.md): Redis killed, paused, `tollgate serve`
 /// killed, fail-open journal replays. No timed assertions beyond generous hang bounds; the
 /// latencies seen are printed as figures.
-@Suite("reliability: faults with real processes", .serialized)
+@Suite("reliability: faults with real processes", .serialized, .enabled(if: !TestRedis.isCluster, "kills, pauses and restarts the one Redis"))
 struct FaultTests {
     /// Every entry of an account's ledger, oldest first, through the admin API.
     static func ledger(_ s: E2EServer, _ account: String) async throws -> [JSONValue] {

@@ -11,8 +11,8 @@ import Glibc
 struct NginxGatewayTests {
     @Test("a good key reaches the upstream and pays the price; no key or an unknown key 401; no credit 403 and the upstream sees nothing more")
     func gateway() async throws {
-        let redis = try await RedisServer()
-        defer { redis.stop() }
+        let redis = try await TestRedis.start()
+        defer { redis.single?.stop() }
         // 0.5 credits at 0.123456 per call: four calls pass (0.493824), the fifth is denied.
         let price = 123_456
         try await cli(redis, "account", "create", "acme")
@@ -187,8 +187,8 @@ private struct UpstreamRequest {
 
 /// Runs the `tollgate` CLI against `redis` and returns what it printed; fails on an error.
 @discardableResult
-private func cli(_ redis: RedisServer, _ arguments: String...) async throws -> String {
-    let result = try await CommandRunner.run(CommandRunner.product("tollgate"), arguments, environment: ["TOLLGATE_REDIS_URL": redis.url])
+private func cli(_ redis: TestRedis, _ arguments: String...) async throws -> String {
+    let result = try await CommandRunner.run(CommandRunner.product("tollgate"), arguments, environment: redis.environment)
     try #require(result.status == 0, "tollgate \(arguments.joined(separator: " ")): \(result.stderr)")
     return result.stdout
 }
@@ -221,7 +221,7 @@ private final class TollgateServe: Sendable {
     }
 
     /// Starts the server and waits for its first line, `tollgate listening on http://HOST:PORT (...)`.
-    static func start(redis: RedisServer) async throws -> TollgateServe {
+    static func start(redis: TestRedis) async throws -> TollgateServe {
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("tollgate-serve-\(UUID().uuidString.prefix(8))", isDirectory: true)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -229,7 +229,7 @@ private final class TollgateServe: Sendable {
         let stderr = directory.appendingPathComponent("stderr.log").path
         let child = try NginxProcess.Child.spawn(
             CommandRunner.product("tollgate").path,
-            ["serve", "--redis", redis.url, "--host", "127.0.0.1", "--port", "0", "--data-dir", directory.path,
+            ["serve"] + redis.serveArguments + ["--host", "127.0.0.1", "--port", "0", "--data-dir", directory.path,
              "--admin-token", adminToken, "--service-token", serviceToken, "--log-level", "warning"],
             stdout: stdout, stderr: stderr)
         let deadline = ContinuousClock.now + .seconds(30)

@@ -136,7 +136,8 @@ struct OpenAPITests {
         }
     }
 
-    @Test("real responses of every route, successes and errors, match the document's response schemas")
+    @Test("real responses of every route, successes and errors, match the document's response schemas",
+          .enabled(if: !TestRedis.isCluster, "its 503 responses come from stopping the one Redis"))
     func responsesMatchTheDocument() async throws {
         try await E2EServer.with(environment: Self.environment, persistentRedis: false) { s in
             let served = try await s.http.send("GET", "/openapi.json")

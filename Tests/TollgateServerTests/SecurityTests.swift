@@ -5,7 +5,7 @@ import TollgateServer
 import TollgateTestSupport
 
 /// Durability settings checked at start; Redis AUTH with an ACL user from the URL, end to end.
-@Suite("reliability: durability check, Redis ACL user")
+@Suite("reliability: durability check, Redis ACL user", .enabled(if: !TestRedis.isCluster, "single Redis servers of their own"))
 struct SecurityTests {
     @Test("the durability check warns when Redis cannot deliver the mode")
     func durabilityCheck() async throws {

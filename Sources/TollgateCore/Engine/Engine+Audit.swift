@@ -108,19 +108,13 @@ extension Engine {
             entries: count, problems: problems)
     }
 
-    /// Every account id, found by `SCAN` over account keys.
+    /// Every account id, found by `SCAN` over account keys (on a cluster, over every primary).
     public func accountIDs() async throws(TollgateError) -> [AccountID] {
-        var ids: [AccountID] = []
-        var cursor = "0"
-        repeat {
-            let reply = try await send(RedisCommand(["SCAN", cursor, "MATCH", AccountKeys.accountPattern, "COUNT", "1000"]))
-            guard let parts = reply.array, parts.count == 2, let next = parts[0].string, let keys = parts[1].array else {
-                throw TollgateError(.redisError, "unexpected SCAN reply: \(reply)")
-            }
-            ids.append(contentsOf: keys.compactMap { $0.string.flatMap(AccountKeys.accountID(fromAccountKey:)) })
-            cursor = next
-        } while cursor != "0"
-        return ids
+        do {
+            return try await redis.scanKeys(matching: AccountKeys.accountPattern).compactMap(AccountKeys.accountID(fromAccountKey:))
+        } catch {
+            throw TollgateError(error)
+        }
     }
 
     private func format(_ micros: Int64) -> String {

@@ -65,8 +65,15 @@ extension Engine {
                            account: account, creditExpires: creditExpires)
     }
 
-    /// Redeems a coupon code on an account, atomically: never beyond the code's limit, never
-    /// twice by one account. Failed attempts count against the account and `clientAddress`.
+    /// Redeems a coupon code on an account: never beyond the code's limit, never twice by one
+    /// account, under any concurrency and any crash. Failed attempts count against the account
+    /// and `clientAddress`.
+    ///
+    /// The coupon and the account live in different slots, so this runs as steps, each atomic
+    /// in its slot (see `lua/55_billing.lua`): a guessing check on the account, a claim on the
+    /// coupon (the limit), then the credit on the account, which a permanent per-account marker
+    /// makes happen at most once. A claim whose credit was cut off (a crash, a timeout) is
+    /// completed by the next attempt. The same path runs on one Redis and on a cluster.
     public func redeemCoupon(
         _ id: AccountID, code: String, clientAddress: String? = nil,
         policy: CouponGuessingPolicy = CouponGuessingPolicy()
@@ -74,12 +81,64 @@ extension Engine {
         guard code.utf8.count <= 64 else { throw TollgateError(.invalidArgument, "a coupon code is at most 64 characters") }
         let hash = CouponCode.hash(code)
         let keys = CouponCode.keys(hash: hash)
-        // An unknown address still needs a key in the coupon's slot; its counter is never set.
-        let addressKey = clientAddress.map { "tg:couponfail:" + AccountKeys.encode($0) } ?? ""
-        let decision = try await step("coupon_redeem", id, nil, [
-            id.rawValue, String(policy.maxFailures), String(policy.window.wholeMilliseconds), String(hash.prefix(12)),
-        ], extraKeys: [keys.record, keys.redeemers] + (addressKey.isEmpty ? [] : [addressKey]))
+        let window = String(policy.window.wholeMilliseconds)
+        let addressKey = clientAddress.map { "tg:couponfail:" + AccountKeys.encode($0) }
+        var addressFailures: Int64 = 0
+        var addressTTL: Int64 = 0
+        if let addressKey {
+            addressFailures = try await send(RedisCommand(["GET", addressKey])).int64 ?? 0
+            if addressFailures > 0 { addressTTL = max(0, try await send(RedisCommand(["PTTL", addressKey])).int64 ?? 0) }
+        }
+        let check = try await step("coupon_precheck", id, nil, [
+            String(policy.maxFailures), String(addressFailures), String(addressTTL),
+        ])
+        guard check.allowed else { return CouponRedemption(decision: check, creditExpires: nil) }
+
+        let claim = try await couponCall("coupon_claim", keys, [
+            String(clock.nowMilliseconds()), id.rawValue, check.detail == 1 ? "1" : "0",
+        ])
+        guard let fields = claim.array, fields.count == 3, let status = fields[0].string,
+              let amount = fields[1].int64, let creditExpires = fields[2].int64 else {
+            throw TollgateError(.redisError, "unexpected coupon_claim reply: \(claim)")
+        }
+        guard status == "claimed" || status == "reclaimed" else {
+            let refused = try await step("coupon_fail", id, nil, [status, window])
+            try await countAddressFailure(addressKey, window)
+            return CouponRedemption(decision: refused, creditExpires: nil)
+        }
+        let decision = try await step("coupon_credit", id, nil, [
+            hash, String(hash.prefix(12)), String(amount), String(creditExpires), window,
+        ])
+        if decision.reason == .alreadyRedeemed {
+            try await countAddressFailure(addressKey, window)
+        } else if decision.reason == .accountClosed, status == "claimed" {
+            _ = try await couponCall("coupon_unclaim", keys, [id.rawValue])
+        }
         return CouponRedemption(decision: decision, creditExpires: decision.allowed && decision.detail < Self.never ? decision.detail : nil)
+    }
+
+    private func couponCall(
+        _ function: String, _ keys: (record: String, redeemers: String), _ arguments: [String]
+    ) async throws(TollgateError) -> RESPValue {
+        let reply: RESPValue
+        do {
+            reply = try await redis.call(TollgateLua.library, .fcall(function, keys: [keys.record, keys.redeemers], arguments: arguments))
+        } catch {
+            throw TollgateError(error)
+        }
+        if case .error(let message) = reply { throw TollgateError(serverReply: message) }
+        return reply
+    }
+
+    private func countAddressFailure(_ key: String?, _ window: String) async throws(TollgateError) {
+        guard let key else { return }
+        let reply: RESPValue
+        do {
+            reply = try await redis.call(TollgateLua.library, .fcall("coupon_address_failed", keys: [key], arguments: [window]))
+        } catch {
+            throw TollgateError(error)
+        }
+        if case .error(let message) = reply { throw TollgateError(serverReply: message) }
     }
 
     /// One FCALL, its error as a value. A function rather than a typed `do`/`catch` inside the

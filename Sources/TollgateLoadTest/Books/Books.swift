@@ -13,6 +13,13 @@ struct AccountBooks: Sendable {
     var expectedNet: Int64 = 0
     /// Coupon redemptions whose outcome is unknown (their entries may or may not exist).
     var uncertainCoupons = 0
+    /// Allowed calls whose answer named another amount than the plan's prices make it.
+    var mismatches = 0
+    /// The first of them, described.
+    var firstMismatch: String?
+
+    /// Whether every call on the account has a known outcome.
+    var certain: Bool { unknown.isEmpty && uncertainCoupons == 0 }
 
     mutating func merge(_ other: AccountBooks) {
         required.formUnion(other.required)
@@ -20,6 +27,8 @@ struct AccountBooks: Sendable {
         unknown.formUnion(other.unknown)
         expectedNet += other.expectedNet
         uncertainCoupons += other.uncertainCoupons
+        mismatches += other.mismatches
+        if firstMismatch == nil { firstMismatch = other.firstMismatch }
     }
 }
 
@@ -33,6 +42,16 @@ struct Books: Sendable {
         accounts[account, default: AccountBooks()].permitted.insert(requestID)
         if required { accounts[account, default: AccountBooks()].required.insert(requestID) }
         accounts[account, default: AccountBooks()].expectedNet += net
+    }
+
+    /// An allowed call whose answer says it moved `answered` micro-credits where the plan's
+    /// prices make it `expected`: a book problem whatever the ledger says.
+    mutating func mismatch(_ account: AccountID, _ requestID: String, _ what: String, answered: Int64, expected: Int64) {
+        accounts[account, default: AccountBooks()].mismatches += 1
+        if accounts[account, default: AccountBooks()].firstMismatch == nil {
+            accounts[account, default: AccountBooks()].firstMismatch =
+                "\(what) '\(requestID)' answered \(answered) micro-credits, the plan's prices make it \(expected)"
+        }
     }
 
     /// How the books name a coupon redemption's entry (it has no caller's request id).
@@ -55,17 +74,41 @@ struct Books: Sendable {
 
 /// The result of checking the books after a run.
 public struct BooksCheck: Sendable, Hashable {
-    /// Every allowed call is in the ledger, nothing else is, the amounts add up, and audit
-    /// is clean on every account of the run.
-    public var ok: Bool { problems.isEmpty }
+    /// The books were checked and are right: every allowed call is in the ledger, nothing
+    /// else is, every answer charged what the plan's prices make it, the amounts add up, the
+    /// final balances are right (where no call's outcome is unknown) and audit is clean on
+    /// every account of the run. False when they were not checked.
+    public var ok: Bool { notCheckedReason == nil && problems.isEmpty }
+    /// Whether the check ran.
+    public var checked: Bool { notCheckedReason == nil }
+    /// Why the books were not checked (nothing to check, the target unreachable), or nil.
+    public var notCheckedReason: String?
     /// Accounts checked.
     public var accountsChecked: Int
     /// Ledger entries read.
     public var entriesChecked: Int
     /// Calls whose outcome was unknown (failed requests), left out of the check.
     public var uncertainCalls: Int
+    /// Accounts whose final balance was compared (those without an unknown outcome).
+    public var balancesChecked: Int
     /// What is wrong (at most 20 lines, then a count).
     public var problems: [String]
+
+    init(accountsChecked: Int, entriesChecked: Int, uncertainCalls: Int, balancesChecked: Int = 0, problems: [String]) {
+        self.notCheckedReason = nil
+        self.accountsChecked = accountsChecked
+        self.entriesChecked = entriesChecked
+        self.uncertainCalls = uncertainCalls
+        self.balancesChecked = balancesChecked
+        self.problems = problems
+    }
+
+    /// Books that were not checked, and why.
+    static func notChecked(_ reason: String, uncertainCalls: Int) -> BooksCheck {
+        var check = BooksCheck(accountsChecked: 0, entriesChecked: 0, uncertainCalls: uncertainCalls, problems: [])
+        check.notCheckedReason = reason
+        return check
+    }
 }
 
 extension Books {
@@ -75,6 +118,7 @@ extension Books {
         var problems: [String] = []
         var entries = 0
         var uncertain = 0
+        var balances = 0
         let ids = accounts.keys.sorted()
         for id in ids {
             let books = accounts[id] ?? AccountBooks()
@@ -83,9 +127,15 @@ extension Books {
             var sum: Int64 = 0
             var cursor: String?
             var uncertainCoupons = books.uncertainCoupons
+            var expired: Int64 = 0
             repeat {
                 let page = try await session.ledger(id, cursor: cursor)
-                for record in page.records where record.kind != "expire" {
+                for record in page.records {
+                    // Promotional credit running out: no call of the run wrote it.
+                    if record.kind == "expire" {
+                        expired += record.amount.micros
+                        continue
+                    }
                     entries += 1
                     let key = record.kind == "coupon" ? Books.couponKey(record.id) : record.requestID
                     seen.insert(key)
@@ -107,7 +157,23 @@ extension Books {
                 problems.append("\(id): \(missing.count) allowed call(s) missing from the ledger, e.g. '\(missing.sorted().first!)'")
             }
             if sum != books.expectedNet {
-                problems.append("\(id): the ledger's entries for the run's calls add up to \(sum) micro-credits, the allowed calls to \(books.expectedNet)")
+                problems.append("\(id): the ledger's entries for the run's calls add up to \(sum) micro-credits, the allowed calls at the plan's prices to \(books.expectedNet)")
+            }
+            if books.mismatches > 0 {
+                problems.append("\(id): \(books.mismatches) allowed call(s) charged another amount than the plan's prices, e.g. \(books.firstMismatch ?? "?")")
+            }
+            // With every outcome known, the account must hold exactly what the run put on it
+            // (it was made empty by the set-up) and nothing may stay held.
+            if books.certain {
+                balances += 1
+                let state = try await session.account(id)
+                let expected = books.expectedNet + expired
+                if state.balance.micros != expected {
+                    problems.append("\(id): the final balance is \(state.balance.micros) micro-credits, the plan's prices and the allowed calls make it \(expected)")
+                }
+                if state.held.micros != 0 {
+                    problems.append("\(id): \(state.held.micros) micro-credits still held after every stream settled")
+                }
             }
         }
         problems += try await session.auditProblems(ids).map { "audit: \($0)" }
@@ -115,6 +181,6 @@ extension Books {
             let more = problems.count - 20
             problems = Array(problems.prefix(20)) + ["... and \(more) more"]
         }
-        return BooksCheck(accountsChecked: ids.count, entriesChecked: entries, uncertainCalls: uncertain, problems: problems)
+        return BooksCheck(accountsChecked: ids.count, entriesChecked: entries, uncertainCalls: uncertain, balancesChecked: balances, problems: problems)
     }
 }

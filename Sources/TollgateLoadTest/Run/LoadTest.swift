@@ -8,6 +8,9 @@ public struct LoadTest: Sendable {
     public let configuration: LoadTestConfiguration
     /// Where.
     public let target: any LoadTarget
+    /// Tests: runs after the set-up, before any traffic (e.g. to make the target charge
+    /// something else than the plan expects).
+    var afterSetUp: (@Sendable () async -> Void)?
 
     /// A load test of `configuration` on `target`.
     public init(configuration: LoadTestConfiguration, target: any LoadTarget) {
@@ -22,6 +25,7 @@ public struct LoadTest: Sendable {
     ) async throws(LoadTestError) -> LoadTestReport {
         try configuration.validate()
         let plan = try await setUp()
+        await afterSetUp?()
         let counters = LiveCounters()
         let start = ContinuousClock.now
         let end = start + configuration.duration
@@ -50,7 +54,7 @@ public struct LoadTest: Sendable {
             for index in 0..<configuration.concurrency {
                 group.addTask {
                     await target.result { (session) async throws(LoadTestError) -> WorkerRecord in
-                            var worker = Worker(index: index, plan: plan, session: session, counters: counters)
+                            var worker = Worker(index: index, plan: plan, session: session, counters: counters, deadline: end)
                             switch configuration.pacing {
                             case .closedLoop:
                                 while ContinuousClock.now < end {
@@ -61,8 +65,11 @@ public struct LoadTest: Sendable {
                                 while true {
                                     let number = counters.tickets.wrappingAdd(1, ordering: .relaxed).oldValue
                                     let due = start + .nanoseconds(Int64(Double(number) * interval * 1e9))
-                                    if due >= end { break }
+                                    // Nothing is sent after the deadline, however far behind
+                                    // the target is (what was due and never sent is reported).
+                                    if due >= end || ContinuousClock.now >= end { break }
                                     if due > .now { try? await Task.sleep(until: due, tolerance: .microseconds(50), clock: .continuous) }
+                                    worker.record.sent += 1
                                     await worker.step(due: due)
                                 }
                             }
@@ -93,10 +100,38 @@ public struct LoadTest: Sendable {
             record.books.applied(account.id, "\(account.id)-setup", net: RunPlan.startingCredit.micros, required: true)
         }
         if let broke = plan.broke { record.books.uncertain(broke.id, []) }
-        let books = try await target.withSession { (session) async throws(LoadTestError) -> BooksCheck in
-            try await record.books.check(session)
+        let uncertain = record.books.accounts.values.reduce(0) { $0 + $1.unknown.count + $1.uncertainCoupons }
+        let books: BooksCheck
+        if record.allowed + record.denied.values.reduce(0, +) == 0 {
+            books = .notChecked("no decision was made", uncertainCalls: uncertain)
+        } else {
+            do throws(LoadTestError) {
+                books = try await target.withSession { (session) async throws(LoadTestError) -> BooksCheck in
+                    try await record.books.check(session)
+                }
+            } catch where error.code == .unreachable || error.code == .requestFailed {
+                books = .notChecked("target unreachable: \(error.message)", uncertainCalls: uncertain)
+            } catch {
+                books = .notChecked("\(error.code): \(error.message)", uncertainCalls: uncertain)
+            }
         }
-        return LoadTestReport(configuration: configuration, target: target.address, elapsed: elapsed, record: record, books: books)
+        // The throughput's window: from the first send to the deadline while answers were
+        // still coming in at the deadline, else to the last answer (the time stragglers take
+        // after the deadline, and the connections' set-up before the first send, are left out).
+        let firstSend = record.firstSend ?? start
+        let window: LoadTestReport.Window
+        if record.decisionsAfterDeadline == 0, let last = record.lastCompletion {
+            window = .init(duration: last - firstSend, end: .lastCompletion)
+        } else {
+            window = .init(duration: end - firstSend, end: .deadline)
+        }
+        var unsent: Int?
+        if case .openLoop(let rate) = configuration.pacing {
+            let due = Int((rate * Self.seconds(configuration.duration)).rounded(.up))
+            unsent = max(0, due - record.sent)
+        }
+        return LoadTestReport(configuration: configuration, target: target.address, elapsed: elapsed, window: window,
+                              unsent: unsent, record: record, books: books)
     }
 
     static func seconds(_ duration: Duration) -> Double {
@@ -112,8 +147,8 @@ public struct LoadTest: Sendable {
         let setupSessions = min(8, count)
         try await target.withSession { (session) async throws(LoadTestError) in
             do throws(LoadTestError) {
-                try await session.setPrice(meter: RunPlan.callMeter, price: Money(micros: 1)!, per: 1)
-                try await session.setPrice(meter: RunPlan.tokenMeter, price: Money(micros: 2)!, per: 1)
+                try await session.setPrice(meter: RunPlan.callMeter, price: RunPlan.callPrice, per: 1)
+                try await session.setPrice(meter: RunPlan.tokenMeter, price: RunPlan.tokenPrice, per: 1)
             } catch where error.code == .requestFailed {
                 throw LoadTestError(.setupFailed, "cannot set the load test's prices: \(error.message)")
             }
@@ -149,7 +184,7 @@ public struct LoadTest: Sendable {
             let broke = try await Self.makeAccount(session, "\(run)-broke", credit: nil)
             let coupons: [String]
             do throws(LoadTestError) {
-                coupons = try await session.createCoupons(amount: Money(micros: 500_000)!, count: 1000)
+                coupons = try await session.createCoupons(amount: RunPlan.couponAmount, count: 1000)
             } catch {
                 throw LoadTestError(.setupFailed, "cannot create coupons: \(error.message)")
             }

@@ -10,14 +10,30 @@ struct PlannedAccount: Sendable {
 
 /// The accounts, keys and prices a run set up, shared read-only by the workers.
 final class RunPlan: Sendable {
-    /// The meter one call charges (1 micro-credit per call).
+    /// The meter one call charges.
     static let callMeter = "loadtest.call"
-    /// The meter streamed tokens charge (2 micro-credits per token).
+    /// What the set-up prices one call at (per 1 call): 1 micro-credit.
+    static let callPrice = Money(micros: 1)!
+    /// The meter streamed tokens charge.
     static let tokenMeter = "tokens.loadtest"
+    /// What the set-up prices one token at (per 1 token): 2 micro-credits.
+    static let tokenPrice = Money(micros: 2)!
     /// Tokens per reported batch.
     static let tokensPerBatch: Int64 = 100
     /// Credit each traffic account starts with.
     static let startingCredit = Money(micros: 1_000 * Money.microsPerCredit)!
+    /// What one operator top-up of the `mixed` workload adds: 1 credit.
+    static let topUpAmount = Money(micros: Money.microsPerCredit)!
+    /// What one coupon of the `mixed` workload is worth: 0.5 credit.
+    static let couponAmount = Money(micros: 500_000)!
+
+    // What each allowed call must cost, computed from the prices the plan set (never taken
+    // from the target's answer: the books check compares the answers with these).
+
+    /// One call (`api_call` of 1 unit at `callPrice`), in micro-credits.
+    static var callCost: Int64 { callPrice.micros }
+    /// One token-batch report, in micro-credits.
+    static var reportCost: Int64 { tokenPrice.micros * tokensPerBatch }
 
     let configuration: LoadTestConfiguration
     /// The accounts calls and streams spread over.

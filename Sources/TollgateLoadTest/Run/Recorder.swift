@@ -3,8 +3,24 @@ import Synchronization
 
 /// What one worker measured; merged into the run's totals at the end (no sharing while running).
 struct WorkerRecord: Sendable {
-    /// Latency of every call, in microseconds.
-    var latency = Histogram<UInt64>(highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: .three)
+    /// The longest latency the histogram holds, in microseconds (120 s); longer ones are
+    /// recorded as this and counted in `clamped`.
+    static let latencyCeiling: UInt64 = 120_000_000
+    /// Latency of every answered call, in microseconds (failed calls are counted in `errors`,
+    /// not timed).
+    var latency = Histogram<UInt64>(highestTrackableValue: latencyCeiling, numberOfSignificantValueDigits: .three)
+    /// Latencies longer than the histogram holds, recorded as its ceiling.
+    var clamped = 0
+    /// When the first request was sent.
+    var firstSend: ContinuousClock.Instant?
+    /// When the last decision that came back by the deadline did.
+    var lastCompletion: ContinuousClock.Instant?
+    /// Decisions answered by the deadline (those the throughput counts).
+    var decisionsByDeadline = 0
+    /// Decisions answered after the deadline (stragglers).
+    var decisionsAfterDeadline = 0
+    /// Open loop: requests sent (each at or after its due time).
+    var sent = 0
     /// Gateway decisions allowed.
     var allowed = 0
     /// Gateway decisions refused, by reason.
@@ -22,8 +38,26 @@ struct WorkerRecord: Sendable {
 
     mutating func latency(since start: ContinuousClock.Instant, now: ContinuousClock.Instant) {
         let (seconds, attoseconds) = (now - start).components
-        let micros = max(0, seconds * 1_000_000 + attoseconds / 1_000_000_000_000)
-        _ = latency.record(UInt64(micros))
+        let micros = UInt64(max(0, seconds * 1_000_000 + attoseconds / 1_000_000_000_000))
+        if micros > Self.latencyCeiling || !latency.record(micros) {
+            clamped += 1
+            _ = latency.record(Self.latencyCeiling)
+        }
+    }
+
+    /// A send at `instant`.
+    mutating func sending(at instant: ContinuousClock.Instant) {
+        if firstSend.map({ instant < $0 }) ?? true { firstSend = instant }
+    }
+
+    /// A decision answered at `instant`, the run's deadline being `deadline`.
+    mutating func completed(at instant: ContinuousClock.Instant, deadline: ContinuousClock.Instant) {
+        if instant <= deadline {
+            decisionsByDeadline += 1
+            if lastCompletion.map({ instant > $0 }) ?? true { lastCompletion = instant }
+        } else {
+            decisionsAfterDeadline += 1
+        }
     }
 
     mutating func error(_ error: LoadTestError) {
@@ -42,6 +76,12 @@ struct WorkerRecord: Sendable {
 
     mutating func merge(_ other: WorkerRecord) {
         latency.add(other.latency)
+        clamped += other.clamped
+        if let first = other.firstSend { sending(at: first) }
+        if let last = other.lastCompletion, lastCompletion.map({ last > $0 }) ?? true { lastCompletion = last }
+        decisionsByDeadline += other.decisionsByDeadline
+        decisionsAfterDeadline += other.decisionsAfterDeadline
+        sent += other.sent
         allowed += other.allowed
         denied.merge(other.denied, uniquingKeysWith: +)
         errors.merge(other.errors, uniquingKeysWith: +)

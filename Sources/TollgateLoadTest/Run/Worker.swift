@@ -6,12 +6,15 @@ struct Worker {
     let plan: RunPlan
     let session: any LoadSession
     let counters: LiveCounters
+    /// When the run stops sending.
+    let deadline: ContinuousClock.Instant
     var record = WorkerRecord()
     var random: SplitMix64
     private var sequence = 0
 
-    init(index: Int, plan: RunPlan, session: any LoadSession, counters: LiveCounters) {
+    init(index: Int, plan: RunPlan, session: any LoadSession, counters: LiveCounters, deadline: ContinuousClock.Instant) {
         self.index = index
+        self.deadline = deadline
         self.plan = plan
         self.session = session
         self.counters = counters
@@ -22,6 +25,9 @@ struct Worker {
     private static let batchUsage = [try! UsageItem(meter: RunPlan.tokenMeter, quantity: RunPlan.tokensPerBatch)]
 
     /// A request id unique in the run.
+    /// How many mixed-workload steps this worker has taken.
+    private var mixedSteps = 0
+
     private mutating func nextID() -> String {
         sequence += 1
         return "\(plan.configuration.runID)-w\(index)-\(sequence)"
@@ -35,7 +41,11 @@ struct Worker {
         case .stream:
             await stream(plan.pick(&random), due: due)
         case .mixed:
-            let roll = random.next() % 100
+            // Each worker's first steps go once through every kind of the mix, so even a
+            // short run shows all of them; then the mix is random.
+            let opening: [UInt64] = [0, 55, 75, 83, 88, 95]
+            let roll = mixedSteps < opening.count ? opening[mixedSteps] : random.next() % 100
+            mixedSteps += 1
             switch roll {
             case 0..<55: await call(plan.pick(&random), due: due)
             case 55..<75: await stream(plan.pick(&random), due: due)
@@ -61,6 +71,17 @@ struct Worker {
             counters.denied.add(1, ordering: .relaxed)
         }
         counters.decisions.add(1, ordering: .relaxed)
+        record.completed(at: .now, deadline: deadline)
+    }
+
+    /// Checks an allowed call's answer against what the plan's prices make it; a different
+    /// amount is a book problem (the books then count the plan's figure, not the answer's).
+    private mutating func expect(
+        _ outcome: CallOutcome, _ expected: Int64, _ what: String, _ account: AccountID, _ requestID: String
+    ) {
+        if outcome.amount.micros != expected {
+            record.books.mismatch(account, requestID, what, answered: outcome.amount.micros, expected: expected)
+        }
     }
 
     private mutating func failed(_ error: LoadTestError) {
@@ -68,19 +89,21 @@ struct Worker {
         counters.errors.add(1, ordering: .relaxed)
     }
 
-    /// Times one call from `start` (its due time in an open loop, else when it is sent).
+    /// Times one call from `start` (its due time in an open loop, else when it is sent). A
+    /// failed call is counted in the errors, not timed: its latency (a timeout, a refused
+    /// connection) says nothing about how fast decisions are.
     private mutating func timed(
         _ kind: String, from start: ContinuousClock.Instant?,
         _ body: () async throws(LoadTestError) -> CallOutcome
     ) async -> Result<CallOutcome, LoadTestError> {
         let sent = ContinuousClock.now
+        record.sending(at: sent)
         record.calls[kind, default: 0] += 1
         do {
             let outcome = try await body()
             record.latency(since: start ?? sent, now: .now)
             return .success(outcome)
         } catch {
-            record.latency(since: start ?? sent, now: .now)
             failed(error)
             return .failure(error)
         }
@@ -95,7 +118,10 @@ struct Worker {
         }) {
         case .success(let outcome):
             decided(outcome)
-            if outcome.allowed { record.books.applied(account.id, id, net: -outcome.amount.micros, required: outcome.amount.micros != 0) }
+            if outcome.allowed {
+                expect(outcome, RunPlan.callCost, "the call", account.id, id)
+                record.books.applied(account.id, id, net: -RunPlan.callCost, required: RunPlan.callCost != 0)
+            }
         case .failure:
             record.books.uncertain(account.id, [id])
         }
@@ -129,6 +155,7 @@ struct Worker {
         // Applied so far: the hold (no change of balance).
         var applied: [(id: String, required: Bool)] = [(holdRequest, true)]
         var failedStep = false
+        var reported: Int64 = 0
         for batch in 0..<batches {
             let id = "\(base)-r\(batch + 1)"
             ids.append(id)
@@ -137,7 +164,11 @@ struct Worker {
             }) {
             case .success(let outcome):
                 decided(outcome)
-                if outcome.allowed { applied.append((id, outcome.amount.micros != 0)) }
+                if outcome.allowed {
+                    expect(outcome, RunPlan.reportCost, "the report", account.id, id)
+                    applied.append((id, RunPlan.reportCost != 0))
+                    reported += 1
+                }
             case .failure:
                 failedStep = true
             }
@@ -153,7 +184,9 @@ struct Worker {
             decided(outcome)
             if outcome.allowed {
                 applied.append((settleID, false))
-                charged = outcome.amount.micros
+                // A settle on what was reported charges the allowed reports, at the plan's price.
+                charged = reported * RunPlan.reportCost
+                expect(outcome, charged, "the settle", account.id, settleID)
             } else {
                 failedStep = true
             }
@@ -175,12 +208,15 @@ struct Worker {
     private mutating func topUp(_ account: PlannedAccount, due: ContinuousClock.Instant?) async {
         let id = nextID()
         let session = self.session
-        let amount = Money(micros: Money.microsPerCredit)!
+        let amount = RunPlan.topUpAmount
         switch await timed("topup", from: due, { () async throws(LoadTestError) in
             try await session.credit(account.id, amount: amount, requestID: id)
         }) {
         case .success(let outcome):
-            if outcome.allowed { record.books.applied(account.id, id, net: outcome.amount.micros, required: true) }
+            if outcome.allowed {
+                expect(outcome, amount.micros, "the top-up", account.id, id)
+                record.books.applied(account.id, id, net: amount.micros, required: true)
+            }
         case .failure:
             record.books.uncertain(account.id, [id])
         }
@@ -200,7 +236,8 @@ struct Worker {
                     return
                 }
                 // A redemption's entry has no caller's request id: the books know it by entry id.
-                record.books.applied(account.id, Books.couponKey(entry), net: outcome.amount.micros, required: true)
+                expect(outcome, RunPlan.couponAmount.micros, "the coupon redemption", account.id, Books.couponKey(entry))
+                record.books.applied(account.id, Books.couponKey(entry), net: RunPlan.couponAmount.micros, required: true)
                 record.redemptions += 1
             } else {
                 record.denied["coupon_" + (outcome.reason ?? "refused"), default: 0] += 1

@@ -19,13 +19,26 @@ public struct EngineTarget: LoadTarget {
         } catch {
             throw LoadTestError(.invalidConfiguration, "'\(redisURL)' is not a Redis address: \(error.message)")
         }
-        let client = RedisClient(configuration: RedisConfiguration(
-            address: address, connectTimeout: timeout, commandTimeout: timeout, connectionCount: connections))
+        return try await connect(topology: .single(address), connections: connections, timeout: timeout)
+    }
+
+    /// Connects to one Redis or a Redis Cluster (`connections` per primary there) and installs
+    /// the Lua when Redis does not run this build's.
+    public static func connect(
+        topology: RedisTopology, connections: Int = 4, timeout: Duration = .seconds(2)
+    ) async throws(LoadTestError) -> EngineTarget {
+        let client: RedisClient
+        do {
+            client = try topology.client(RedisConfiguration(
+                address: topology.primaryAddress, connectTimeout: timeout, commandTimeout: timeout, connectionCount: connections))
+        } catch {
+            throw LoadTestError(.invalidConfiguration, error.message)
+        }
         do {
             return EngineTarget(engine: try await Engine.start(redis: client))
         } catch {
             client.close()
-            throw LoadTestError(.unreachable, "cannot reach Redis at \(redisURL): \(error.message)")
+            throw LoadTestError(.unreachable, "cannot reach Redis at \(topology): \(error.message)")
         }
     }
 
@@ -138,6 +151,11 @@ final class EngineSession: LoadSession {
     func ledger(_ id: AccountID, cursor: String?) async throws(LoadTestError) -> (records: [LedgerRecord], next: String?) {
         let page = try await call { () async throws(TollgateError) in try await engine.ledger(id, limit: 10_000, cursor: cursor) }
         return (page.entries.map { LedgerRecord(id: $0.id, requestID: $0.requestID, kind: $0.kind.rawValue, amount: $0.amount) }, page.nextCursor)
+    }
+
+    func account(_ id: AccountID) async throws(LoadTestError) -> (balance: Money, held: Money) {
+        let state = try await call { () async throws(TollgateError) in try await engine.account(id) }
+        return (state.balance, state.held)
     }
 
     func auditProblems(_ ids: [AccountID]) async throws(LoadTestError) -> [String] {

@@ -37,34 +37,29 @@ public struct HTTPTarget: LoadTarget {
     public func withSession<Result: Sendable>(
         _ body: (any LoadSession) async throws(LoadTestError) -> Result
     ) async throws(LoadTestError) -> Result {
-        let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
+        // The first connection is made here, so an unreachable server is an error of the
+        // session; later breaks are mended by the session itself (it reconnects).
+        let session = HTTPSession(target: self, channel: try await connect())
+        defer { session.close() }
+        return try await body(session)
+    }
+
+    /// A new keep-alive connection.
+    func connect() async throws(LoadTestError) -> any Channel {
         do {
-            channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            return try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .connectTimeout(.seconds(Int64(max(1, timeout.wholeSeconds))))
-                .connect(host: host, port: port) { channel in
+                .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                        return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
+                        try channel.pipeline.syncOperations.addHandler(ExchangeHandler())
                     }
                 }
+                .connect(host: host, port: port).get()
         } catch {
             throw LoadTestError(.unreachable, "cannot connect to \(address): \(error)")
         }
-        let result: Swift.Result<Result, LoadTestError>
-        do {
-            result = try await channel.executeThenClose { inbound, outbound in
-                let session = HTTPSession(target: self, channel: channel.channel, inbound: inbound.makeAsyncIterator(), outbound: outbound)
-                do throws(LoadTestError) {
-                    return .success(try await body(session))
-                } catch {
-                    return .failure(error)
-                }
-            }
-        } catch {
-            throw LoadTestError(.requestFailed, "the connection to \(address) failed: \(error)")
-        }
-        return try result.get()
     }
 
     public func shutdown() async {}
@@ -78,28 +73,114 @@ extension Duration {
     }
 }
 
-/// One keep-alive connection: a request, then its answer, then the next.
+/// One request and the promise of its answer, written to an `ExchangeHandler`.
+struct Exchange: Sendable {
+    let parts: [HTTPClientRequestPart]
+    let answer: EventLoopPromise<(status: Int, body: ByteBuffer)>
+}
+
+/// Writes a request and collects its answer (one in flight at a time); fails the pending
+/// answer when the connection errs or closes.
+final class ExchangeHandler: ChannelDuplexHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = Exchange
+    typealias OutboundOut = HTTPClientRequestPart
+
+    private var pending: EventLoopPromise<(status: Int, body: ByteBuffer)>?
+    private var status = 0
+    private var body = ByteBuffer()
+
+    struct ConnectionClosed: Error, CustomStringConvertible {
+        var description: String { "the connection closed" }
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let exchange = unwrapOutboundIn(data)
+        pending?.fail(ConnectionClosed())
+        pending = exchange.answer
+        status = 0
+        body.clear()
+        for (index, part) in exchange.parts.enumerated() {
+            context.write(wrapOutboundOut(part), promise: index == exchange.parts.count - 1 ? promise : nil)
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head): status = Int(head.status.code)
+        case .body(var chunk): body.writeBuffer(&chunk)
+        case .end:
+            let answer = (status: status, body: body)
+            body = ByteBuffer()
+            pending.take()?.succeed(answer)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        pending.take()?.fail(error)
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        pending.take()?.fail(ConnectionClosed())
+        context.fireChannelInactive()
+    }
+}
+
+private extension Optional {
+    mutating func take() -> Wrapped? {
+        defer { self = nil }
+        return self
+    }
+}
+
+/// One keep-alive connection at a time: a request, then its answer, then the next. When the
+/// connection breaks (a timeout, the server closing it or going away), the failed request is
+/// an error and the next one reconnects, after a short backoff while reconnecting keeps failing.
 final class HTTPSession: LoadSession {
     private let target: HTTPTarget
-    private let channel: any Channel
-    private var inbound: NIOAsyncChannelInboundStream<HTTPClientResponsePart>.AsyncIterator
-    private let outbound: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>
-    private var broken = false
+    private var channel: (any Channel)?
+    /// Reconnections that failed in a row (the backoff grows with them).
+    private var failedConnects = 0
 
-    init(target: HTTPTarget, channel: any Channel,
-         inbound: NIOAsyncChannelInboundStream<HTTPClientResponsePart>.AsyncIterator,
-         outbound: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>) {
+    /// The first wait before reconnecting after a failed attempt, and the longest.
+    static let backoff = (first: Duration.milliseconds(10), longest: Duration.milliseconds(500))
+
+    init(target: HTTPTarget, channel: any Channel) {
         self.target = target
         self.channel = channel
-        self.inbound = inbound
-        self.outbound = outbound
+    }
+
+    /// Closes the connection.
+    func close() {
+        channel?.close(promise: nil)
+        channel = nil
+    }
+
+    /// The open connection, or a new one.
+    private func connection() async throws(LoadTestError) -> any Channel {
+        if let channel, channel.isActive { return channel }
+        close()
+        if failedConnects > 0 {
+            var wait = Self.backoff.first
+            for _ in 1..<min(failedConnects, 8) { wait *= 2 }
+            try? await Task.sleep(for: min(wait, Self.backoff.longest))
+        }
+        do throws(LoadTestError) {
+            let channel = try await target.connect()
+            failedConnects = 0
+            self.channel = channel
+            return channel
+        } catch {
+            failedConnects += 1
+            throw LoadTestError(.requestFailed, "reconnecting: \(error.message)")
+        }
     }
 
     private enum Token { case service, admin }
 
     /// Sends one request and reads its whole answer.
     private func send(_ method: HTTPMethod, _ path: String, _ token: Token, body: String? = nil) async throws(LoadTestError) -> (status: Int, body: ByteBuffer) {
-        guard !broken else { throw LoadTestError(.requestFailed, "the connection was dropped after an earlier failure") }
         let bearer: String
         switch token {
         case .service: bearer = target.serviceToken
@@ -112,7 +193,7 @@ final class HTTPSession: LoadSession {
         var head = HTTPRequestHead(version: .http1_1, method: method, uri: path)
         head.headers.add(name: "Host", value: "\(target.host):\(target.port)")
         head.headers.add(name: "Authorization", value: "Bearer \(bearer)")
-        var parts: [HTTPClientRequestPart] = [.head(head)]
+        var parts: [HTTPClientRequestPart]
         if let body {
             head.headers.add(name: "Content-Type", value: "application/json")
             head.headers.add(name: "Content-Length", value: String(body.utf8.count))
@@ -122,28 +203,21 @@ final class HTTPSession: LoadSession {
             parts = [.head(head)]
         }
         parts.append(.end(nil))
-        let channel = self.channel
+        let channel = try await connection()
+        let answer = channel.eventLoop.makePromise(of: (status: Int, body: ByteBuffer).self)
         let timer = channel.eventLoop.scheduleTask(in: .nanoseconds(target.timeout.nanoseconds)) {
             channel.close(promise: nil)
         }
         defer { timer.cancel() }
+        channel.writeAndFlush(Exchange(parts: parts, answer: answer)).whenFailure { answer.fail($0) }
         do {
-            try await outbound.write(contentsOf: parts)
-            var status = 0
-            var collected = ByteBuffer()
-            while let part = try await inbound.next() {
-                switch part {
-                case .head(let response): status = Int(response.status.code)
-                case .body(var chunk): collected.writeBuffer(&chunk)
-                case .end: return (status, collected)
-                }
-            }
-            broken = true
-            throw LoadTestError(.requestFailed, "\(method) \(path): the server closed the connection (or it timed out after \(target.timeout))")
-        } catch let error as LoadTestError {
-            throw error
+            return try await answer.futureResult.get()
         } catch {
-            broken = true
+            // The connection is spent: the next request makes a new one.
+            close()
+            if error is ExchangeHandler.ConnectionClosed {
+                throw LoadTestError(.requestFailed, "\(method) \(path): the server closed the connection (or it timed out after \(target.timeout))")
+            }
             throw LoadTestError(.requestFailed, "\(method) \(path): \(error)")
         }
     }
@@ -289,6 +363,14 @@ final class HTTPSession: LoadSession {
             LedgerRecord(id: $0["id"] as? String ?? "", requestID: $0["request_id"] as? String ?? "", kind: $0["kind"] as? String ?? "", amount: Self.money($0["amount"]))
         }
         return (records, object["next_cursor"] as? String)
+    }
+
+    func account(_ id: AccountID) async throws(LoadTestError) -> (balance: Money, held: Money) {
+        let object = try await json(.GET, "/v1/accounts/\(Self.segment(id.rawValue))", .admin)
+        guard object["balance"] is String, object["held"] is String else {
+            throw LoadTestError(.unexpectedResponse, "an account without balance and held: \(object)")
+        }
+        return (Self.money(object["balance"]), Self.money(object["held"]))
     }
 
     func auditProblems(_ ids: [AccountID]) async throws(LoadTestError) -> [String] {

@@ -86,6 +86,8 @@ public protocol LoadSession: AnyObject {
     func redeem(_ id: AccountID, code: String) async throws(LoadTestError) -> CallOutcome
     /// One page of an account's ledger (newest first) and the cursor of the next.
     func ledger(_ id: AccountID, cursor: String?) async throws(LoadTestError) -> (records: [LedgerRecord], next: String?)
+    /// An account's balance and what open holds reserve on it.
+    func account(_ id: AccountID) async throws(LoadTestError) -> (balance: Money, held: Money)
     /// What `audit` finds wrong with these accounts (empty: clean).
     func auditProblems(_ ids: [AccountID]) async throws(LoadTestError) -> [String]
 }

@@ -104,3 +104,73 @@ public struct RedisAddress: Sendable, Hashable, CustomStringConvertible {
         return result
     }
 }
+
+extension RedisAddress {
+    /// Parses a Redis Cluster's seed list: `host:port[,host:port...]`, each item also as
+    /// `redis://[user:password@]host:port`. The credentials of the first item that has them
+    /// apply to every node.
+    public static func clusterSeeds(parsing text: String) throws(RedisError) -> [RedisAddress] {
+        var seeds: [RedisAddress] = []
+        for item in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !item.isEmpty {
+            let address = try RedisAddress(parsing: item.contains("://") ? item : "redis://" + item)
+            guard case .tcp = address.endpoint else {
+                throw RedisError(.invalidAddress, "a cluster node is host:port, not a unix socket ('\(item)')")
+            }
+            guard address.database == 0 else {
+                throw RedisError(.invalidAddress, "a Redis Cluster has only database 0 ('\(item)')")
+            }
+            seeds.append(address)
+        }
+        guard !seeds.isEmpty else {
+            throw RedisError(.invalidAddress, "no cluster node given; expected host:port[,host:port...]")
+        }
+        if let credentialed = seeds.first(where: { $0.password != nil || $0.user != nil }) {
+            seeds = seeds.map { RedisAddress(endpoint: $0.endpoint, user: credentialed.user, password: credentialed.password) }
+        }
+        return seeds
+    }
+}
+
+/// Where Tollgate's Redis is: one server, or a Redis Cluster reached through seed nodes.
+public enum RedisTopology: Sendable, Hashable, CustomStringConvertible {
+    /// One server (or a primary behind a proxy).
+    case single(RedisAddress)
+    /// A Redis Cluster; any reachable seed gives the slot map.
+    case cluster([RedisAddress])
+
+    /// The first address: the server, or the first seed.
+    public var primaryAddress: RedisAddress {
+        switch self {
+        case .single(let address): return address
+        case .cluster(let seeds): return seeds[0]
+        }
+    }
+
+    /// Every address known (the seeds on a cluster).
+    public var addresses: [RedisAddress] {
+        switch self {
+        case .single(let address): return [address]
+        case .cluster(let seeds): return seeds
+        }
+    }
+
+    /// A client for this topology; `configuration.address` is replaced by the topology's.
+    /// Throws `invalidAddress` for a cluster seed that is not a TCP address.
+    public func client(_ configuration: RedisConfiguration) throws(RedisError) -> RedisClient {
+        var configuration = configuration
+        configuration.address = primaryAddress
+        switch self {
+        case .single:
+            return RedisClient(configuration: configuration)
+        case .cluster(let seeds):
+            return try RedisClient(clusterSeeds: seeds, configuration: configuration)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .single(let address): return address.description
+        case .cluster(let seeds): return "cluster " + seeds.map(\.description).joined(separator: ",")
+        }
+    }
+}

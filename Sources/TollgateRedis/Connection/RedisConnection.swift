@@ -14,6 +14,8 @@ import Synchronization
 final class RedisConnection: Sendable {
     private struct Pending {
         let command: RedisCommand
+        /// Sends `ASKING` right before the command, in the same pipeline (a cluster's `ASK`).
+        let asking: Bool
         let continuation: UnsafeContinuation<Result<RESPValue, RedisError>, Never>
     }
 
@@ -45,12 +47,13 @@ final class RedisConnection: Sendable {
     }
 
     /// Sends one command and waits for its reply (an error reply is returned as `.error`).
-    func send(_ command: RedisCommand) async -> Result<RESPValue, RedisError> {
+    /// With `asking`, `ASKING` goes first on the same connection, immediately before it.
+    func send(_ command: RedisCommand, asking: Bool = false) async -> Result<RESPValue, RedisError> {
         outstanding.add(1, ordering: .relaxed)
         return await withUnsafeContinuation { continuation in
             let accepted = queue.withLock { state -> Bool in
                 guard !state.closed else { return false }
-                state.pending.append(Pending(command: command, continuation: continuation))
+                state.pending.append(Pending(command: command, asking: asking, continuation: continuation))
                 return true
             }
             if accepted {
@@ -114,10 +117,14 @@ final class RedisConnection: Sendable {
             for pending in batch { finish(pending, .failure(error)) }
             return
         }
-        for pending in batch { context.append(pending.command) }
+        for pending in batch {
+            if pending.asking { context.append(Self.asking) }
+            context.append(pending.command)
+        }
         var answered = 0
         do {
             while answered < batch.count {
+                if batch[answered].asking { _ = try context.readReply() }
                 let reply = try context.readReply()
                 finish(batch[answered], .success(reply))
                 answered += 1
@@ -127,6 +134,8 @@ final class RedisConnection: Sendable {
             for pending in batch[answered...] { finish(pending, .failure(error)) }
         }
     }
+
+    private static let asking = RedisCommand("ASKING")
 
     private func connectedContext() -> Result<HiredisContext, RedisError> {
         if let context = io.context { return .success(context) }

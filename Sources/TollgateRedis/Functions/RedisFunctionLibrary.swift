@@ -31,7 +31,13 @@ public enum RedisFunctionInstallOutcome: Sendable, Hashable {
 
 extension RedisClient {
     /// The code Redis runs under the library's name, or `nil` when none is loaded.
+    /// On a cluster: the code if every primary runs the same, else the first that differs.
     public func loadedCode(of library: RedisFunctionLibrary) async throws(RedisError) -> String? {
+        if let cluster {
+            var codes: [String?] = []
+            for (_, client) in try await cluster.primaryClients() { codes.append(try await client.loadedCode(of: library)) }
+            return codes.first { $0 != library.code } ?? library.code
+        }
         var command = RedisCommand("FUNCTION")
         command.append("LIST")
         command.append("LIBRARYNAME")
@@ -58,7 +64,17 @@ extension RedisClient {
 
     /// Makes Redis run exactly `library`: loads it when missing, replaces it when different.
     @discardableResult
+    /// On a cluster, on every primary (replicas follow their primary); the outcome says
+    /// `loaded`/`replaced` when any primary needed it.
     public func install(_ library: RedisFunctionLibrary) async throws(RedisError) -> RedisFunctionInstallOutcome {
+        if let cluster {
+            var outcome = RedisFunctionInstallOutcome.alreadyCurrent
+            for (_, client) in try await cluster.primaryClients() {
+                let one = try await client.install(library)
+                if one == .replaced || (one == .loaded && outcome == .alreadyCurrent) { outcome = one }
+            }
+            return outcome
+        }
         let current = try await loadedCode(of: library)
         if current == library.code { return .alreadyCurrent }
         var command = RedisCommand("FUNCTION")

@@ -115,17 +115,28 @@ public final class EventHub: Service, Sendable {
         /// How far back (by the entry's time) a `Last-Event-ID` may resume; older ids get a
         /// fresh snapshot marked `reset`.
         public var retention: Duration
+        /// Open streams (SSE and WebSocket) this process serves at once; more are refused (429).
+        public var maxStreams: Int
+        /// Open streams the tokens of one account may hold together; more are refused (429).
+        /// The admin token is held only to `maxStreams`.
+        public var maxStreamsPerAccount: Int
 
-        public init(bufferSize: Int = 1024, heartbeat: Duration = .seconds(15), retention: Duration = .seconds(24 * 3600)) {
+        public init(bufferSize: Int = 1024, heartbeat: Duration = .seconds(15), retention: Duration = .seconds(24 * 3600),
+                    maxStreams: Int = 10_000, maxStreamsPerAccount: Int = 32) {
             precondition(bufferSize > 0, "a subscriber needs room for at least one event")
+            precondition(heartbeat >= .milliseconds(1), "a heartbeat interval of zero would never stop sending")
+            precondition(maxStreams > 0 && maxStreamsPerAccount > 0, "stream limits must allow at least one stream")
             self.bufferSize = bufferSize
             self.heartbeat = heartbeat
             self.retention = retention
+            self.maxStreams = maxStreams
+            self.maxStreamsPerAccount = maxStreamsPerAccount
         }
     }
 
     let configuration: Configuration
     private let redis: RedisConfiguration
+    private let fallbackAddresses: [RedisAddress]
     private let registry = Mutex(Registry())
     private let logger: Logger
     /// Made on first use, after the server has bootstrapped the metrics system.
@@ -141,12 +152,17 @@ public final class EventHub: Service, Sendable {
     private var laggedCounter: Metrics.Counter { Self.metrics.lagged }
     private var subscriberGauge: Metrics.Gauge { Self.metrics.subscribers }
     private let ready = Mutex<(isReady: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+    /// Counts open streams against `maxStreams` and `maxStreamsPerAccount`.
+    let streamLimits: StreamLimiter
 
-    /// A hub that subscribes with its own connection to the Redis at `redis.address`.
-    public init(redis: RedisConfiguration, configuration: Configuration = .init(), logger: Logger) {
+    /// A hub that subscribes with its own connection to the Redis at `redis.address`; on a
+    /// Redis Cluster, pass the other nodes as `fallbackAddresses` (any node delivers every event).
+    public init(redis: RedisConfiguration, fallbackAddresses: [RedisAddress] = [], configuration: Configuration = .init(), logger: Logger) {
         self.redis = redis
+        self.fallbackAddresses = fallbackAddresses
         self.configuration = configuration
         self.logger = logger
+        self.streamLimits = StreamLimiter(total: configuration.maxStreams, perAccount: configuration.maxStreamsPerAccount)
     }
 
     /// Registers a subscriber. Events published from now on that match reach it.
@@ -194,7 +210,8 @@ public final class EventHub: Service, Sendable {
 
     /// Reads the Redis subscription until shutdown, and sends heartbeats.
     public func run() async throws {
-        let subscriber = RedisSubscriber(configuration: redis, channels: [AccountEvent.channel], name: "tollgate-events")
+        let subscriber = RedisSubscriber(configuration: redis, channels: [AccountEvent.channel],
+                                         fallbackAddresses: fallbackAddresses, name: "tollgate-events")
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 group.addTask { await self.heartbeats() }
@@ -211,6 +228,9 @@ public final class EventHub: Service, Sendable {
                             return state.waiters
                         }
                         for waiter in waiters { waiter.resume() }
+                    case .dropped(let count):
+                        logger.warning("the event fan-out fell behind Redis and dropped \(count) messages; streams catch up from the ledger")
+                        broadcast(.gap)
                     case .message(_, let payload):
                         guard let parsed = AccountEvent(message: payload) else {
                             logger.warning("unreadable event message on \(AccountEvent.channel)")

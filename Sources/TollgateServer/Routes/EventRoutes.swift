@@ -15,16 +15,19 @@ struct EventRoutes: Sendable {
 
     func register(on router: Router<TollgateRequestContext>) {
         router.get("/v1/accounts/:id/events") { request, context in
-            let id = try await auth.requireAdminOrAccount(request) { try PathParameter.account(context) }
+            let caller = try await auth.caller(of: request)
+            let id = try PathParameter.account(context)
+            guard caller == .admin || caller == .account(id) else { throw APIError.forbidden }
             _ = try await engineCall { () async throws(TollgateError) in try await engine.snapshot(id) }  // 404 before streaming
+            let permit = try streamPermit(for: caller)
             let resume = request.headers[HTTPField.Name("Last-Event-ID")!] ?? request.uri.queryParameters["last_event_id"].map(String.init)
             let session = AccountEventSession(engine: engine, hub: hub, account: id, resumeFrom: resume)
-            return sseResponse(hub.subscribe(.init(account: id))) { subscription, send in
+            return sseResponse(request, permit: permit, filter: .init(account: id)) { subscription, send in
                 try await session.run(subscription, send: send)
             }
         }
         router.get("/v1/events") { request, _ in
-            try await auth.require(request, .admin)
+            let caller = try await auth.require(request, .admin)
             let query = request.uri.queryParameters
             let kinds = Set((query["kind"].map(String.init) ?? "").split(separator: ",").map { String($0) })
             let known = Set(LedgerKind.allCases.map(\.rawValue) + ["alert"])
@@ -32,13 +35,20 @@ struct EventRoutes: Sendable {
                 throw APIError.badRequest("'kind' is a comma-separated list of: \(known.sorted().joined(separator: ", "))")
             }
             let filter = EventHub.Filter(account: nil, accountPrefix: query["account_prefix"].map(String.init) ?? "", kinds: kinds)
-            return sseResponse(hub.subscribe(filter)) { subscription, send in
+            let permit = try streamPermit(for: caller)
+            return sseResponse(request, permit: permit, filter: filter) { subscription, send in
                 try await FirehoseSession(hub: hub).run(subscription, send: send)
             }
         }
         // A plain GET here is not a WebSocket upgrade: say what is wrong, after checking the caller.
         router.get("/v1/accounts/:id/ws") { request, context -> Response in
-            _ = try await auth.requireAdminOrAccount(request) { try PathParameter.account(context) }
+            let caller = try await auth.caller(of: request)
+            let id = try PathParameter.account(context)
+            guard caller == .admin || caller == .account(id) else { throw APIError.forbidden }
+            // An upgrade refused only because the caller is at its stream limit: say so.
+            if request.headers[.upgrade]?.lowercased() == "websocket" {
+                _ = try streamPermit(for: caller)
+            }
             throw APIError(.badRequest, "websocket_required", "this route needs a WebSocket upgrade (Connection: Upgrade, Upgrade: websocket)")
         }
         router.put("/v1/accounts/:id/alerts") { request, context in
@@ -53,17 +63,37 @@ struct EventRoutes: Sendable {
         }
     }
 
+    /// A slot for one more stream of `caller`, or the 429 that refuses it.
+    private func streamPermit(for caller: Caller) throws -> StreamLimiter.Permit {
+        do {
+            return try hub.streamLimits.acquire(for: caller)
+        } catch {
+            throw error.apiError
+        }
+    }
+
     /// A `text/event-stream` response running `session` until the client leaves or lags.
+    ///
+    /// The subscription is made only once the body runs (a connection that goes before that
+    /// leaves nothing behind; the permit then gives itself back when the response is freed),
+    /// and the request's inbound side is watched: Hummingbird does not cancel a response body
+    /// when the client closes the connection, so without this a gone client would be noticed
+    /// only at the next write (up to a heartbeat later). Its closing cancels the session, which
+    /// ends the subscription and frees its slot at once.
     private func sseResponse(
-        _ subscription: EventHub.Subscription,
+        _ request: Request, permit: StreamLimiter.Permit, filter: EventHub.Filter,
         _ session: @escaping @Sendable (EventHub.Subscription, (StreamMessage) async throws -> Void) async throws -> Void
     ) -> Response {
         let headers: HTTPFields = [
             .contentType: "text/event-stream", .cacheControl: "no-cache", HTTPField.Name("X-Accel-Buffering")!: "no",
         ]
+        let hub = self.hub
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            defer { permit.release() }
+            let subscription = hub.subscribe(filter)
+            defer { subscription.cancel() }
             let out = WriterBox(writer)
-            do {
+            try await request.body.consumeWithCancellationOnInboundClose { _ in
                 try await cuttingOffLaggards(subscription) {
                     try await session(subscription) { message in try await out.writer.write(message.sse) }
                 }
@@ -90,11 +120,14 @@ struct EventRoutes: Sendable {
                   let id = try? AccountID(raw),
                   let token = Authenticator.bearer(request.headerFields[.authorization]),
                   let caller = try? await auth.caller(token: token), caller == .admin || caller == .account(id),
-                  (try? await engine.snapshot(id)) != nil
+                  (try? await engine.snapshot(id)) != nil,
+                  // At its limit, the request goes on to the HTTP route, which answers 429.
+                  let permit = try? hub.streamLimits.acquire(for: caller)
             else { return .dontUpgrade }
             let resume = components.queryItems?.first { $0.name == "last_event_id" }?.value
             let session = AccountEventSession(engine: engine, hub: hub, account: id, resumeFrom: resume)
             return .upgrade([:]) { inbound, outbound, _ in
+                defer { permit.release() }
                 let subscription = hub.subscribe(.init(account: id))
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask {

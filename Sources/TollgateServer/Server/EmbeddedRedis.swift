@@ -55,6 +55,10 @@ public final class EmbeddedRedis: Sendable {
             "redis-server", "--port", "0", "--unixsocket", socketPath, "--unixsocketperm", "700",
             "--dir", directory.path, "--appendonly", "yes", "--appendfsync", durability.appendfsync, "--save", "",
             "--daemonize", "no", "--logfile", directory.appendingPathComponent("redis.log").path,
+            // An account's hash holds dozens of fields (limits, their state, keys, carries):
+            // as a real hash table rather than a listpack every field read is O(1). Measured:
+            // about 10 % fewer instructions per authorize (docs/PERFORMANCE.md).
+            "--hash-max-listpack-entries", "16",
         ]
         let pid = try spawn(arguments)
         let redis = EmbeddedRedis(directory: directory, socketPath: socketPath, pid: pid, lockDescriptor: descriptor)

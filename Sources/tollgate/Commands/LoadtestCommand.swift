@@ -1,9 +1,11 @@
 import ArgumentParser
 import Foundation
 import TollgateLoadTest
+import TollgateRedis
 
 /// `tollgate loadtest`: drives a workload against a server (HTTP) or the engine in-process,
-/// prints the figures, checks the books; exit 1 when the books are wrong.
+/// prints the figures, checks the books; exit 1 when no decision was made, too many calls
+/// failed, or the books are wrong or could not be checked.
 struct LoadtestCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "loadtest",
@@ -20,16 +22,26 @@ struct LoadtestCommand: AsyncParsableCommand {
             a rate limit and by a lack of credit).
 
             Without --rate: a closed loop of --concurrency workers. With --rate R: an open loop, \
-            R requests/s due whatever the answers, latency counted from when each was due.
+            R requests/s due whatever the answers, latency counted from when each was due. For \
+            stream (and the streams of mixed), --rate schedules whole streams (hold, reports, \
+            settle): R streams/s; the hold is timed from when its stream was due, the reports \
+            and the settle, which follow at once, from when each is sent. Throughput is the decisions answered by the deadline over the \
+            window from the first send to the deadline (or to the last answer when all came \
+            back before it).
 
-            Exit codes: 0 books right, 1 books wrong or the target failed, 2 bad flags.
+            The run fails when no decision was made, when more than --max-error-rate percent of \
+            the calls failed (their outcome is unknown), and when the books are wrong or could \
+            not be checked (the report is printed in every case).
+
+            Exit codes: 0 passed, 1 failed (see above) or the target failed, 2 bad flags.
             """)
 
     @Option(help: "calls, stream, hot or mixed.") var workload: String = "calls"
     @Option(help: ArgumentHelp("How long to send requests, e.g. 10s or 500ms.", valueName: "duration"))
     var duration: DurationArgument = DurationArgument(.seconds(10))
     @Option(help: "Concurrent workers (each with its own connection over HTTP).") var concurrency: Int = 64
-    @Option(help: "Open loop: requests per second due, whatever the answers.") var rate: Double?
+    @Option(help: "Open loop: requests per second due, whatever the answers (for stream: whole streams per second).")
+    var rate: Double?
     @Option(help: "Accounts the traffic spreads over.") var accounts: Int = 100
     @Option(help: "How calls spread over accounts: uniform or zipf.") var skew: String = "uniform"
     @Option(help: "The Zipf exponent with --skew zipf.") var zipfExponent: Double = 1.1
@@ -40,9 +52,14 @@ struct LoadtestCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp(
         "Redis address for an in-process run: redis://host:port or unix:///path.", valueName: "url"))
     var redis: String?
-    @Option(help: "Redis connections for an in-process run.") var redisConnections: Int = 4
+    @Option(help: ArgumentHelp(
+        "Redis Cluster seed nodes for an in-process run: host:port[,host:port...].", valueName: "nodes"))
+    var redisCluster: String?
+    @Option(help: "Redis connections for an in-process run (per primary on a cluster).") var redisConnections: Int = 4
     @Option(help: ArgumentHelp("How long one request may take before it counts as an error.", valueName: "duration"))
     var timeout: DurationArgument = DurationArgument(.seconds(5))
+    @Option(help: ArgumentHelp("The run fails when more than this percentage of calls fail.", valueName: "percent"))
+    var maxErrorRate: Double = 1
     @Option(help: "A prefix for the run's account and request ids (default: random).") var runId: String?
     @Flag(help: "Print one JSON object instead of the text summary.") var json = false
     @Flag(help: "No live progress line.") var quiet = false
@@ -52,11 +69,13 @@ struct LoadtestCommand: AsyncParsableCommand {
             throw ValidationError("--workload is one of \(Workload.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         guard ["uniform", "zipf"].contains(skew) else { throw ValidationError("--skew is uniform or zipf") }
-        switch (server, redis) {
-        case (nil, nil): throw ValidationError("give --server URL (with --token) or --redis URL")
+        if redis != nil, redisCluster != nil { throw ValidationError("give --redis or --redis-cluster, not both") }
+        switch (server, redis ?? redisCluster) {
+        case (nil, nil): throw ValidationError("give --server URL (with --token), --redis URL or --redis-cluster NODES")
         case (.some, .some): throw ValidationError("give --server or --redis, not both")
         default: break
         }
+        guard maxErrorRate >= 0, maxErrorRate <= 100 else { throw ValidationError("--max-error-rate is a percentage, 0 to 100") }
         if server != nil, serviceToken == nil {
             throw ValidationError("--server needs the service token: --token or TOLLGATE_SERVICE_TOKEN")
         }
@@ -70,7 +89,8 @@ struct LoadtestCommand: AsyncParsableCommand {
         let pacing: Pacing = rate.map { .openLoop(ratePerSecond: $0) } ?? .closedLoop
         let configuration = LoadTestConfiguration(
             workload: Workload(rawValue: workload) ?? .calls, duration: duration.duration, concurrency: concurrency,
-            pacing: pacing, accounts: accounts, skew: skewValue, reportsPerStream: reports, runID: runId)
+            pacing: pacing, accounts: accounts, skew: skewValue, reportsPerStream: reports, runID: runId,
+            maxErrorFraction: maxErrorRate / 100)
         let report: LoadTestReport
         do throws(LoadTestError) {
             report = try await execute(configuration)
@@ -85,7 +105,11 @@ struct LoadtestCommand: AsyncParsableCommand {
         } else {
             print(report.text)
         }
-        if !report.ok { throw CLIExit.failure }
+        let failures = report.failures
+        if !failures.isEmpty {
+            Output.error("the load test failed: " + failures.joined(separator: "; "))
+            throw CLIExit.failure
+        }
     }
 
     private func execute(_ configuration: LoadTestConfiguration) async throws(LoadTestError) -> LoadTestReport {
@@ -112,6 +136,13 @@ struct LoadtestCommand: AsyncParsableCommand {
         if let server {
             let admin = adminToken ?? environment["TOLLGATE_ADMIN_TOKEN"]
             return try HTTPTarget(url: server, serviceToken: serviceToken ?? "", adminToken: admin, timeout: timeout.duration)
+        }
+        if let redisCluster {
+            let seeds: [RedisAddress]
+            do { seeds = try RedisAddress.clusterSeeds(parsing: redisCluster) } catch {
+                throw LoadTestError(.invalidConfiguration, error.message)
+            }
+            return try await EngineTarget.connect(topology: .cluster(seeds), connections: redisConnections, timeout: timeout.duration)
         }
         let url = redis ?? ""
         return try await EngineTarget.connect(redisURL: url, connections: redisConnections, timeout: timeout.duration)

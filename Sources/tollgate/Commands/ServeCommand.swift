@@ -24,6 +24,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Address to listen on (TOLLGATE_HOST).") var host: String?
     @Option(help: "Port to listen on; 0 picks a free one (TOLLGATE_PORT).") var port: Int?
     @Option(help: "Redis address; none starts the embedded Redis (TOLLGATE_REDIS_URL).") var redis: String?
+    @Option(help: ArgumentHelp(
+        "Redis Cluster seed nodes, host:port[,host:port...]; instead of --redis (TOLLGATE_REDIS_CLUSTER).",
+        discussion: "A few nodes are enough: the slot map is read from any of them and kept current. See docs/CLUSTER.md.",
+        valueName: "nodes")) var redisCluster: String?
     @Option(help: "Folder for the embedded Redis and generated tokens (TOLLGATE_DATA_DIR).") var dataDir: String?
     @Option(help: "Admin token (TOLLGATE_ADMIN_TOKEN).") var adminToken: String?
     @Option(help: "Service token for gateways (TOLLGATE_SERVICE_TOKEN).") var serviceToken: String?
@@ -69,22 +73,30 @@ struct ServeCommand: AsyncParsableCommand {
         let dataDirectory = URL(fileURLWithPath: setting(dataDir, "DATA_DIR") ?? ".tollgate", isDirectory: true).standardizedFileURL
 
         let embedded: EmbeddedRedis?
-        let address: RedisAddress
-        if let url = setting(redis, "REDIS_URL") {
-            do { address = try RedisAddress(parsing: url) } catch { throw TollgateError(.invalidArgument, error.message) }
+        let topology: RedisTopology
+        let clusterSeeds = redisCluster ?? (redis == nil ? environment["TOLLGATE_REDIS_CLUSTER"] : nil)
+        if let clusterSeeds {
+            guard redis == nil else { throw ValidationError("give --redis or --redis-cluster, not both") }
+            do { topology = .cluster(try RedisAddress.clusterSeeds(parsing: clusterSeeds)) } catch {
+                throw TollgateError(.invalidArgument, error.message)
+            }
+            embedded = nil
+        } else if let url = setting(redis, "REDIS_URL") {
+            do { topology = .single(try RedisAddress(parsing: url)) } catch { throw TollgateError(.invalidArgument, error.message) }
             embedded = nil
         } else {
             do {
                 let started = try await EmbeddedRedis.start(in: dataDirectory, durability: durabilityMode, logger: logger)
                 embedded = started
-                address = started.address
+                topology = .single(started.address)
             } catch let error as ServeError {
                 Output.error(error.description)
                 throw CLIExit.failure
             }
         }
         // Start-up (loading the Lua) may wait longer than a decision may.
-        let startup = RedisClient(configuration: RedisConfiguration(
+        let address = topology.primaryAddress
+        let startup = try topology.client(RedisConfiguration(
             address: address, connectTimeout: .seconds(5), commandTimeout: .seconds(15), connectionCount: 1))
         do {
             _ = try await Engine.start(redis: startup)
@@ -97,11 +109,11 @@ struct ServeCommand: AsyncParsableCommand {
             embedded?.stop()
             throw error
         }
-        let client = RedisClient(configuration: RedisConfiguration(
+        let client = try topology.client(RedisConfiguration(
             address: address, connectTimeout: .seconds(2), commandTimeout: adminTimeout.duration, connectionCount: 2))
         let engine = Engine(redis: client)
         // The gateway's decisions: connecting and answering each bounded by --redis-timeout.
-        let decisionClient = RedisClient(configuration: RedisConfiguration(
+        let decisionClient = try topology.client(RedisConfiguration(
             address: address, connectTimeout: timeout.duration, commandTimeout: timeout.duration, connectionCount: connections))
         var gateway = Engine(redis: decisionClient)
         gateway.voidsUnansweredDecisions = !failOpen
@@ -126,9 +138,10 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.failOpen = journal
         configuration.maximumConnections = maxConnections ?? environment["TOLLGATE_MAX_CONNECTIONS"].flatMap { Int($0) } ?? 10_000
         guard configuration.maximumConnections >= 1 else { throw ValidationError("--max-connections is at least 1") }
-        let redisDescription = embedded.map { "embedded, data in \($0.directory.path)" } ?? address.description
+        let redisDescription = embedded.map { "embedded, data in \($0.directory.path)" } ?? topology.description
         let events = EventHub(
             redis: RedisConfiguration(address: address, connectTimeout: .seconds(2), commandTimeout: .seconds(5), connectionCount: 1),
+            fallbackAddresses: topology.addresses,
             configuration: try eventOptions.configuration(environment), logger: logger)
         let app = TollgateHTTPServer.application(engine: engine, gateway: gateway, configuration: configuration, events: events, logger: logger) { boundPort in
             Self.announce(host: host, port: boundPort, redis: redisDescription, tokens: tokens, dataDirectory: dataDirectory, demo: demoLines)

@@ -11,12 +11,33 @@ struct EngineOptions: ParsableArguments {
         valueName: "url"))
     var redis: String?
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Redis Cluster seed nodes: host:port[,host:port...] (any few nodes; the rest are discovered).",
+        discussion: "Defaults to TOLLGATE_REDIS_CLUSTER. Use instead of --redis; see docs/CLUSTER.md.",
+        valueName: "nodes"))
+    var redisCluster: String?
+
     @Option(name: .long, help: ArgumentHelp("How long to wait for Redis per command, e.g. 500ms or 2s.", valueName: "duration"))
     var redisTimeout: DurationArgument = DurationArgument(.seconds(2))
 
     /// The address chosen by flag, then environment, then the default.
     var redisURL: String {
         redis ?? ProcessInfo.processInfo.environment["TOLLGATE_REDIS_URL"] ?? "redis://127.0.0.1:6379"
+    }
+
+    /// One server or a cluster: `--redis-cluster`/`TOLLGATE_REDIS_CLUSTER` when given (and no
+    /// `--redis`), else the single address.
+    func topology() throws(TollgateError) -> RedisTopology {
+        do throws(RedisError) {
+            let cluster = redisCluster ?? (redis == nil ? ProcessInfo.processInfo.environment["TOLLGATE_REDIS_CLUSTER"] : nil)
+            if let cluster {
+                guard redis == nil else { throw RedisError(.invalidAddress, "give --redis or --redis-cluster, not both") }
+                return .cluster(try RedisAddress.clusterSeeds(parsing: cluster))
+            }
+            return .single(try RedisAddress(parsing: redisURL))
+        } catch {
+            throw TollgateError(.invalidArgument, error.message)
+        }
     }
 
     /// An engine connected to Redis with the Lua of this build installed.
@@ -32,15 +53,14 @@ struct EngineOptions: ParsableArguments {
 
     /// An engine on the configured Redis that has not checked or installed its Lua.
     func unpreparedEngine() throws(TollgateError) -> Engine {
-        let address: RedisAddress
+        let topology = try topology()
         do {
-            address = try RedisAddress(parsing: redisURL)
+            return Engine(redis: try topology.client(RedisConfiguration(
+                address: topology.primaryAddress, connectTimeout: redisTimeout.duration, commandTimeout: redisTimeout.duration,
+                connectionCount: 1)))
         } catch {
             throw TollgateError(.invalidArgument, error.message)
         }
-        return Engine(redis: RedisClient(configuration: RedisConfiguration(
-            address: address, connectTimeout: redisTimeout.duration, commandTimeout: redisTimeout.duration,
-            connectionCount: 1)))
     }
 }
 

@@ -4,7 +4,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { token: null, role: null, account: null, streams: [], refreshTimer: null };
+const state = { token: null, role: null, account: null, streams: [], refreshTimer: null, refreshPending: false };
 
 // ---------- API ----------
 class ApiError extends Error {
@@ -277,10 +277,17 @@ function onAccountEvent(event, data) {
     setStatus("account-state", "Fell behind; resuming…", "error");
   }
 }
-// Paid/promotional split, payments and usage come from JSON reads; refresh them shortly after changes.
+// Paid/promotional split, payments and usage come from JSON reads; refresh them as changes
+// arrive, at most once a second: the first change refreshes at once, and the changes of the
+// following second fold into one refresh at its end (a busy account still refreshes every second).
 function scheduleRefresh() {
-  clearTimeout(state.refreshTimer);
-  state.refreshTimer = setTimeout(() => { loadAccount(); loadPayments(); loadUsage(); }, 400);
+  if (state.refreshTimer) { state.refreshPending = true; return; }
+  state.refreshPending = false;
+  loadAccount(); loadPayments(); loadUsage();
+  state.refreshTimer = setTimeout(() => {
+    state.refreshTimer = null;
+    if (state.refreshPending) scheduleRefresh();
+  }, 1000);
 }
 async function loadPayments() {
   const table = $("payments-table"), body = table.querySelector("tbody");

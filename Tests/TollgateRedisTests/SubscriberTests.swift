@@ -1,0 +1,55 @@
+import Testing
+import TollgateRedis
+import TollgateTestSupport
+
+@Suite("Pub/sub subscriber", .timeLimit(.minutes(1)))
+struct SubscriberTests {
+    /// The next event of a subscription (nil once it ended).
+    static func next(_ iterator: inout AsyncStream<RedisSubscriber.Event>.Iterator) async -> RedisSubscriber.Event? {
+        await iterator.next()
+    }
+
+    @Test("a consumer that falls behind loses the overflow, is told how much, and then gets what follows")
+    func boundedBuffer() async throws {
+        let server = try await RedisServer()
+        defer { server.stop() }
+        let subscriber = RedisSubscriber(configuration: .init(address: server.address), channels: ["tg:test"], bufferLimit: 8)
+        defer { subscriber.close() }
+        var events = subscriber.events.makeAsyncIterator()
+        #expect(await Self.next(&events) == .subscribed(resumed: false))
+
+        let client = makeClient(server.address)
+        defer { client.close() }
+        for n in 0..<50 {
+            let receivers = try await client.send(RedisCommand(["PUBLISH", "tg:test", "m\(n)"]))
+            #expect(receivers == .integer(1))
+        }
+        // Let the subscriber's thread read all 50 while nobody consumes.
+        try await Task.sleep(for: .milliseconds(500))
+        var received: [RedisSubscriber.Event] = []
+        for _ in 0..<9 { received.append(try #require(await Self.next(&events))) }
+        let kept = (0..<8).map { RedisSubscriber.Event.message(channel: "tg:test", payload: Array("m\($0)".utf8)) }
+        #expect(received == kept + [.dropped(count: 42)])
+
+        // Room again: what follows arrives.
+        _ = try await client.send(RedisCommand(["PUBLISH", "tg:test", "later"]))
+        #expect(await Self.next(&events) == .message(channel: "tg:test", payload: Array("later".utf8)))
+    }
+
+    @Test("a lost connection is restored and said so")
+    func resubscribesAfterKill() async throws {
+        let server = try await RedisServer()
+        defer { server.stop() }
+        let subscriber = RedisSubscriber(configuration: .init(address: server.address), channels: ["tg:test"])
+        defer { subscriber.close() }
+        var events = subscriber.events.makeAsyncIterator()
+        #expect(await Self.next(&events) == .subscribed(resumed: false))
+        let client = makeClient(server.address)
+        defer { client.close() }
+        let killed = try await client.send(RedisCommand(["CLIENT", "KILL", "TYPE", "pubsub"]))
+        #expect(killed == .integer(1))
+        #expect(await Self.next(&events) == .subscribed(resumed: true))
+        _ = try await client.send(RedisCommand(["PUBLISH", "tg:test", "back"]))
+        #expect(await Self.next(&events) == .message(channel: "tg:test", payload: Array("back".utf8)))
+    }
+}
