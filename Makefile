@@ -8,7 +8,7 @@ PORT       ?= 8080
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := redis-server redis-tools libhiredis-dev pkg-config nginx-light chromium chromium-driver python3-selenium
 
-.PHONY: cluster cluster-stop cluster-demo run test deps build release bench bench-check bench-thresholds compare compare-debit lua-cost http-bench report-memory stream-bench clean
+.PHONY: cluster cluster-stop cluster-demo run test deps build release bench bench-check bench-thresholds compare compare-debit lua-cost http-bench report-memory stream-bench soak clean
 
 ## deps: install the Debian packages Tollgate builds and tests with, if any is missing.
 deps:
@@ -96,6 +96,11 @@ report-memory: deps
 stream-bench: release
 	Benchmarks/stream-latency --subscribers 1 --debits 300 --binary "$$($(SWIFT) build -c release --show-bin-path)/tollgate"
 	Benchmarks/stream-latency --subscribers 1000 --debits 300 --binary "$$($(SWIFT) build -c release --show-bin-path)/tollgate"
+
+## soak: 10 minutes of mixed load against `tollgate serve`; resident memory and fds sampled
+## every 10 s (growth after warm-up should stay under 10%, fds flat). Not part of `make test`.
+soak: deps
+	Benchmarks/soak 600s 400
 
 clean:
 	rm -rf .build

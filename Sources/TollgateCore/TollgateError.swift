@@ -67,6 +67,13 @@ extension TollgateError {
     }
 
     init(serverReply message: String) {
+        // Redis cannot run commands right now (replaying its AOF after a restart, a script
+        // running too long, a cluster or replica not ready): the command did not run, and the
+        // caller may try again, as when Redis is unreachable.
+        if ["LOADING ", "BUSY ", "MASTERDOWN ", "TRYAGAIN ", "CLUSTERDOWN "].contains(where: message.hasPrefix) {
+            self.init(.redisUnavailable, message)
+            return
+        }
         let prefix = "TOLLGATE "
         guard message.hasPrefix(prefix) else {
             self.init(.redisError, message)

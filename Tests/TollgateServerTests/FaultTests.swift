@@ -129,7 +129,9 @@ struct FaultTests {
         let run = Task {
             try await CommandRunner.run(CommandRunner.product("tollgate"),
                 ["loadtest", "--quiet", "--server", s.server.baseURL, "--token", E2ETokens.service, "--workload", "calls",
-                 "--duration", "5s", "--concurrency", "4", "--accounts", "3", "--json"],
+                 "--duration", "5s", "--concurrency", "4", "--accounts", "3", "--json",
+                 // Calls fail while Redis is down, on purpose: the books are what is checked.
+                 "--max-error-rate", "100"],
                 environment: ["TOLLGATE_ADMIN_TOKEN": E2ETokens.admin])
         }
         try await Task.sleep(for: .milliseconds(2500))
@@ -141,6 +143,9 @@ struct FaultTests {
         let json = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any], "\(result.stdout)")
         #expect(json["books_ok"] as? Bool == true, "\(json)")
         #expect((json["allowed"] as? Int ?? 0) > 0)
+        // Every failure is a deliberate 503, never a 500.
+        let kinds = json["error_kinds"] as? [String: Int] ?? [:]
+        #expect(kinds.keys.allSatisfy { $0 == "HTTP 503 engine_unavailable" }, "\(kinds)")
         print("FIGURE redis-killed (strict): allowed \(json["allowed"] ?? "?"), errors (answered 503 while Redis was down) \(json["errors"] ?? "?"), books_ok \(json["books_ok"] ?? "?")")
         try await Self.settled(s)
         try await Self.expectAuditClean(s)
