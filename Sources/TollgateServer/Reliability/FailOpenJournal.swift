@@ -13,22 +13,28 @@ import Glibc
 public final class FailOpenJournal: Sendable {
     /// One call allowed without Redis.
     public struct Entry: Codable, Sendable, Hashable {
+        /// The account charged.
         public var account: String
         /// The API key's id, "" when the gateway named the account.
         public var key_id: String
         /// What the call used.
         public var usage: [Line]
+        /// The gateway's request id: the replay uses it, so the call is charged once.
         public var request_id: String
         /// When it was allowed, ms since the epoch.
         public var time: Int64
 
         /// One usage item.
         public struct Line: Codable, Sendable, Hashable {
+            /// The meter, e.g. `tokens.input`.
             public var meter: String
+            /// The model, when prices differ per model.
             public var model: String?
+            /// Units of the meter.
             public var quantity: Int64
         }
 
+        /// An entry for a call by `account` (through API key `keyID`, "" when the gateway named the account).
         public init(account: AccountID, keyID: String, usage: [UsageItem], requestID: RequestID, time: Int64) {
             self.account = account.rawValue
             self.key_id = keyID

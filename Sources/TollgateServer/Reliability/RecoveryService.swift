@@ -11,6 +11,7 @@ public struct RecoveryService: Service {
     let metrics: ServerMetricsHandle
     let logger: Logger
 
+    /// A service voiding `engine`'s unanswered decisions and replaying `journal` (if any).
     public init(engine: Engine, journal: FailOpenJournal?, metrics: ServerMetricsHandle, logger: Logger) {
         self.engine = engine
         self.journal = journal
@@ -18,6 +19,7 @@ public struct RecoveryService: Service {
         self.logger = logger
     }
 
+    /// Runs until shutdown, then makes one last pass.
     public func run() async throws {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             await pass()
