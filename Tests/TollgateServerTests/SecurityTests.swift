@@ -51,3 +51,25 @@ struct SecurityTests {
         redis.stop()
     }
 }
+
+@Suite("token guessing is rate-limited")
+struct TokenGuessingTests {
+    @Test("100 unknown bearer tokens from one address in a minute: then 429 for account tokens, the admin token still passes")
+    func guessing() async throws {
+        try await E2EServer.with { s in
+            try await s.account("g", credit: "1")
+            let token = try await s.accountToken(for: "g")
+            for n in 0..<100 {
+                let response = try await s.request("GET", "/v1/accounts/g", token: "tga_guess_\(n)")
+                #expect(response.status == 401)
+            }
+            let blocked = try await s.request("GET", "/v1/accounts/g", token: "tga_guess_x")
+            #expect(blocked.status == 429 && blocked.errorCode == "too_many_attempts", "\(blocked)")
+            #expect(try await s.request("GET", "/v1/accounts/g", token: token).status == 429)
+            #expect(try await s.admin("GET", "/v1/accounts/g").status == 200)
+            // A gateway's unknown API keys are decisions, not guesses of bearer tokens.
+            let key = try await s.check([("X-Api-Key", "tgk_unknown"), ("X-Request-Id", "g1")])
+            #expect(key.status == 401 && key.header("X-Tollgate-Reason") == "unknown_key")
+        }
+    }
+}

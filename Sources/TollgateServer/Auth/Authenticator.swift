@@ -37,6 +37,12 @@ struct Authenticator: Sendable {
         }
     }
 
+    /// Whether `token` is the admin or the service token (a local comparison, no Redis).
+    func isOperatorToken(_ token: String) -> Bool {
+        let digest = Array(APIKeySecret.hash(token).utf8)
+        return Self.constantTimeEquals(digest, adminDigest) || Self.constantTimeEquals(digest, serviceDigest)
+    }
+
     /// The caller of a request; 401 without a known bearer token.
     func caller(of request: Request) async throws -> Caller {
         guard let token = Self.bearer(request.headers[.authorization]), let caller = try await caller(token: token) else {

@@ -76,6 +76,7 @@ public enum TollgateHTTPServer {
         let auth = Authenticator(adminToken: configuration.tokens.admin, serviceToken: configuration.tokens.service, engine: engine)
         let router = Router(context: TollgateRequestContext.self)
         router.add(middleware: ErrorLoggingMiddleware())
+        router.add(middleware: TokenGuessingLimiter(resolver: ClientAddressResolver(trustedProxies: configuration.trustedProxies), auth: auth))
         GatewayRoutes(engine: gateway ?? engine, auth: auth, metrics: metrics,
                       denyStatus: HTTPResponse.Status(code: configuration.denyStatus), serviceToken: configuration.tokens.service,
                       failOpen: configuration.failOpen)
