@@ -34,7 +34,9 @@ run: release
 ## and HTTP suites again on local Redis Clusters (3 primaries, 3 replicas; TOLLGATE_TEST_REDIS=cluster).
 test: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	$(SWIFT) test --skip-build --skip TollgateLoadTestTests
+	# The load tests measure a machine under load: they run on their own, after the rest.
+	$(SWIFT) test --skip-build --filter TollgateLoadTestTests
 	TOLLGATE_TEST_REDIS=cluster $(SWIFT) test --skip-build --filter TollgateCoreTests --filter TollgateServerTests
 
 ## cluster: a local Redis Cluster (3 primaries, 3 replicas) on 127.0.0.1:7000-7005, data in

@@ -19,7 +19,7 @@ struct InProcessLoadTests {
     @Test("each workload, closed loop: traffic flows and the books are right", arguments: Workload.allCases)
     func workload(_ workload: Workload) async throws {
         let report = try await Self.run(LoadTestConfiguration(
-            workload: workload, duration: .seconds(1), concurrency: 6, accounts: 5, reportsPerStream: 3))
+            workload: workload, duration: .seconds(2), concurrency: 6, accounts: 5, reportsPerStream: 3))
         #expect(report.books.ok, "\(report.books.problems)")
         #expect(report.errors == 0, "\(report.errorKinds)")
         #expect(report.allowed > 0)
