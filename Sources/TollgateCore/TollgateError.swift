@@ -1,44 +1,7 @@
 /// An error from Tollgate: a stable `code` for programs and a `message` for people.
-public struct TollgateError: Error, Sendable, Hashable, CustomStringConvertible {
+public struct TollgateError: CodedError {
     /// A stable, machine-readable error code such as `account_not_found`.
-    public struct Code: Sendable, Hashable, CustomStringConvertible {
-        /// The code as written in JSON and CLI output.
-        public let rawValue: String
-        init(_ rawValue: String) { self.rawValue = rawValue }
-
-        /// An amount that is not a valid decimal string of credits, or out of range.
-        public static let invalidAmount = Code("invalid_amount")
-        /// An argument that is malformed or out of range.
-        public static let invalidArgument = Code("invalid_argument")
-        /// The account does not exist.
-        public static let accountNotFound = Code("account_not_found")
-        /// An account with this id already exists.
-        public static let accountExists = Code("account_exists")
-        /// The account is closed.
-        public static let accountClosed = Code("account_closed")
-        /// The request id was already used for a different operation.
-        public static let idempotencyConflict = Code("idempotency_conflict")
-        /// No API key has this id.
-        public static let keyNotFound = Code("key_not_found")
-        /// The result would leave the range the engine can hold exactly (2^53 micro-credits).
-        public static let amountOutOfRange = Code("amount_out_of_range")
-        /// A coupon code was drawn twice (the engine draws again).
-        public static let couponExists = Code("coupon_exists")
-        /// No deposit has this id.
-        public static let depositNotFound = Code("deposit_not_found")
-        /// A deposit id was taken.
-        public static let depositExists = Code("deposit_exists")
-        /// The ledger changed before the archive's cut after it was exported; nothing removed.
-        public static let archiveMismatch = Code("archive_mismatch")
-        /// The asked range starts before entries that were archived out of Redis.
-        public static let rangeArchived = Code("range_archived")
-        /// Redis could not be reached, or did not answer in time.
-        public static let redisUnavailable = Code("redis_unavailable")
-        /// Redis answered with an error or an unexpected reply.
-        public static let redisError = Code("redis_error")
-
-        public var description: String { rawValue }
-    }
+    public typealias Code = ErrorCode<TollgateError>
 
     /// What went wrong, for programs.
     public var code: Code
@@ -49,8 +12,39 @@ public struct TollgateError: Error, Sendable, Hashable, CustomStringConvertible 
         self.code = code
         self.message = message
     }
+}
 
-    public var description: String { "\(code): \(message)" }
+extension ErrorCode where Family == TollgateError {
+    /// An amount that is not a valid decimal string of credits, or out of range.
+    public static var invalidAmount: Self { Self("invalid_amount") }
+    /// An argument that is malformed or out of range.
+    public static var invalidArgument: Self { Self("invalid_argument") }
+    /// The account does not exist.
+    public static var accountNotFound: Self { Self("account_not_found") }
+    /// An account with this id already exists.
+    public static var accountExists: Self { Self("account_exists") }
+    /// The account is closed.
+    public static var accountClosed: Self { Self("account_closed") }
+    /// The request id was already used for a different operation.
+    public static var idempotencyConflict: Self { Self("idempotency_conflict") }
+    /// No API key has this id.
+    public static var keyNotFound: Self { Self("key_not_found") }
+    /// The result would leave the range the engine can hold exactly (2^53 micro-credits).
+    public static var amountOutOfRange: Self { Self("amount_out_of_range") }
+    /// A coupon code was drawn twice (the engine draws again).
+    public static var couponExists: Self { Self("coupon_exists") }
+    /// No deposit has this id.
+    public static var depositNotFound: Self { Self("deposit_not_found") }
+    /// A deposit id was taken.
+    public static var depositExists: Self { Self("deposit_exists") }
+    /// The ledger changed before the archive's cut after it was exported; nothing removed.
+    public static var archiveMismatch: Self { Self("archive_mismatch") }
+    /// The asked range starts before entries that were archived out of Redis.
+    public static var rangeArchived: Self { Self("range_archived") }
+    /// Redis could not be reached, or did not answer in time.
+    public static var redisUnavailable: Self { Self("redis_unavailable") }
+    /// Redis answered with an error or an unexpected reply.
+    public static var redisError: Self { Self("redis_error") }
 }
 
 extension TollgateError {

@@ -1,30 +1,13 @@
+import TollgateCore
+
 /// Why a provider's webhook was refused. Nothing may change when one is thrown.
 ///
 /// `httpStatus` is the suggested answer: 400 for a request that is not a well-formed webhook,
 /// 401 for one whose signature or timestamp does not authenticate it, 503 for a provider this
 /// deployment has no secret for (the provider retries, and succeeds once the secret is set).
-public struct WebhookError: Error, Sendable, Hashable, CustomStringConvertible {
-    /// A stable, machine-readable error code such as `bad_signature`.
-    public struct Code: Sendable, Hashable, CustomStringConvertible {
-        /// The code as written in JSON and logs.
-        public let rawValue: String
-        init(_ rawValue: String) { self.rawValue = rawValue }
-
-        /// The signature (or the timestamp it needs) is absent.
-        public static let missingSignature = Code("missing_signature")
-        /// The signature header or field is present but not of the documented form.
-        public static let malformedSignature = Code("malformed_signature")
-        /// The signature does not match the body under the configured secret.
-        public static let badSignature = Code("bad_signature")
-        /// The signed timestamp is more than the tolerance away from now, either way.
-        public static let staleTimestamp = Code("stale_timestamp")
-        /// The body is not the JSON the provider documents, or lacks a field we need.
-        public static let malformedBody = Code("malformed_body")
-        /// This deployment has no webhook secret for the provider.
-        public static let notConfigured = Code("not_configured")
-
-        public var description: String { rawValue }
-    }
+public struct WebhookError: CodedError {
+    /// A stable, machine-readable error code.
+    public typealias Code = ErrorCode<WebhookError>
 
     /// What went wrong, for programs.
     public var code: Code
@@ -44,6 +27,19 @@ public struct WebhookError: Error, Sendable, Hashable, CustomStringConvertible {
         default: 400
         }
     }
+}
 
-    public var description: String { "\(code): \(message)" }
+extension ErrorCode where Family == WebhookError {
+    /// The signature (or the timestamp it needs) is absent.
+    public static var missingSignature: Self { Self("missing_signature") }
+    /// The signature header or field is present but not of the documented form.
+    public static var malformedSignature: Self { Self("malformed_signature") }
+    /// The signature does not match the body under the configured secret.
+    public static var badSignature: Self { Self("bad_signature") }
+    /// The signed timestamp is more than the tolerance away from now, either way.
+    public static var staleTimestamp: Self { Self("stale_timestamp") }
+    /// The body is not the JSON the provider documents, or lacks a field we need.
+    public static var malformedBody: Self { Self("malformed_body") }
+    /// This deployment has no webhook secret for the provider.
+    public static var notConfigured: Self { Self("not_configured") }
 }
