@@ -178,9 +178,7 @@ struct StatementCommand: AsyncParsableCommand {
         var totals = TransactionReport.Totals(opening: report.openingBalance)
         let output = FileHandle.standardOutput
         if csv { output.write(Data(report.csvHead().utf8)) }
-        var after: String?
-        while true {
-            let page = try await engine.ledgerPage(of: report, after: after)
+        try await engine.forEachLedgerPage(of: report) { page in
             var chunk = ""
             for entry in page {
                 if csv {
@@ -191,8 +189,6 @@ struct StatementCommand: AsyncParsableCommand {
                 totals.add(entry)
             }
             output.write(Data(chunk.utf8))
-            guard page.count == 1000, let last = page.last else { break }
-            after = last.id
         }
         if csv {
             output.write(Data(report.csvTail(totals).utf8))
