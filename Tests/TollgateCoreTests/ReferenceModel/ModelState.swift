@@ -79,9 +79,6 @@ struct ModelHold: Sendable {
     struct Reported: Sendable {
         var quantity: Int64
         var price: ModelPrice
-        /// The micro-credits its reports actually charged (at whatever price was current):
-        /// a refund of it at settle never exceeds this.
-        var charged: Int64 = 0
     }
 
     let sequence: Int64
@@ -99,8 +96,7 @@ struct ModelHold: Sendable {
     var net: Int64 = 0
     var tokensReserved: Int64
     var tokensUsed: Int64 = 0
-    /// What reports charged, by item name: quantity, the price of the first report, and the
-    /// micro-credits actually charged.
+    /// What reports charged, by item name: quantity, and the price of the first report.
     var reported: [String: Reported] = [:]
     /// Spend it counted, per current period.
     var spend = HoldSpend()

@@ -228,10 +228,8 @@ struct ReferenceModel: Sendable {
             let (before, carriesBefore) = (a.holds[sequence]!, a.carries)
             var lines: [HoldLine] = []
             for item in items {
-                let cost = a.carries.charge(item.quantity, of: item.name, at: item.price)
-                lines.append(HoldLine(cost: cost))
+                lines.append(HoldLine(cost: a.carries.charge(item.quantity, of: item.name, at: item.price)))
                 a.holds[sequence]!.reported[item.name, default: .init(quantity: 0, price: item.price)].quantity += item.quantity
-                a.holds[sequence]!.reported[item.name]!.charged += cost
             }
             if let reason = a.charge(hold: sequence, lines, tokens: tokenCount(items), enforce: true, now: now, periods: periods) {
                 a.holds[sequence] = before
@@ -243,9 +241,8 @@ struct ReferenceModel: Sendable {
     }
 
     /// Settles a hold. With usage (the call's total final usage) it charges what the reports
-    /// did not, at today's price, and refunds what they overcharged, at the price of the first
-    /// report but never more than the reports of that item actually charged (a price cut
-    /// mid-stream must not refund at the old price); without, it settles on what was reported. Then it closes the hold. Only the
+    /// did not, at today's price, and refunds what they overcharged, at the price they
+    /// charged; without, it settles on what was reported. Then it closes the hold. Only the
     /// account's status (for a charge beyond the hold) and its credit can refuse a settle.
     mutating func settle(_ id: AccountID, hold sequence: Int64, usage: [UsageItem]?, requestID: RequestID) throws(ModelError) -> DecisionRecord {
         let prices = self.prices
@@ -268,13 +265,11 @@ struct ReferenceModel: Sendable {
                     if delta > 0 {
                         lines.append(HoldLine(cost: carries.charge(delta, of: item.name, at: item.price)))
                     } else if delta < 0, let reported {
-                        let refund = carries.charge(delta, of: item.name, at: reported.price)
-                        lines.append(HoldLine(cost: max(refund, -reported.charged)))
+                        lines.append(HoldLine(cost: carries.charge(delta, of: item.name, at: reported.price)))
                     }
                 }
                 for (name, reported) in hold.reported where final[name] == nil {
-                    let refund = carries.charge(-reported.quantity, of: name, at: reported.price)
-                    lines.append(HoldLine(cost: max(refund, -reported.charged)))
+                    lines.append(HoldLine(cost: carries.charge(-reported.quantity, of: name, at: reported.price)))
                 }
                 let tokens = tokenCount(items) - hold.tokensUsed
                 if let reason = a.charge(hold: sequence, lines, tokens: tokens, enforce: false, now: now, periods: periods) {
