@@ -488,16 +488,16 @@ struct AgreementHarness {
 /// The meters and models sequences draw usage from. tokens.output has no meter-wide price,
 /// so tokens.output@tiny is an unknown meter; video.frames never has a price.
 private let usageCatalogue: [(meter: String, model: String?, quantity: ClosedRange<Int64>, weight: Int)] = [
-    ("api_call", nil, 0...2, 4),
-    ("tokens.input", "big", 0...3_000, 4),
-    ("tokens.output", "big", 0...1_500, 4),
-    ("tokens.input", "small", 0...6_000, 3),
-    ("tokens.output", "small", 0...2_500, 3),
-    ("tokens.input", nil, 0...2_000, 1),
-    ("tokens.input", "tiny", 0...1_000, 1),
+    ("api_call", nil, 1...2, 4),
+    ("tokens.input", "big", 1...3_000, 4),
+    ("tokens.output", "big", 1...1_500, 4),
+    ("tokens.input", "small", 1...6_000, 3),
+    ("tokens.output", "small", 1...2_500, 3),
+    ("tokens.input", nil, 1...2_000, 1),
+    ("tokens.input", "tiny", 1...1_000, 1),
     ("tokens.output", "tiny", 1...1_000, 1),
-    ("compute.seconds", nil, 0...40, 2),
-    ("compute.seconds", "gpu", 0...20, 1),
+    ("compute.seconds", nil, 1...40, 2),
+    ("compute.seconds", "gpu", 1...20, 1),
     ("video.frames", nil, 1...10, 1),
 ]
 

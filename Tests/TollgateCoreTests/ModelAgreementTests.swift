@@ -140,7 +140,7 @@ struct ModelAgreementDirectedTests {
         switch giveBack {
         case "release": _ = try await h.run(.release(id, hold: 1, RequestID("rel")))
         case "expiry": _ = try await h.run(.advance(milliseconds: 2_000))
-        default: _ = try await h.run(.settle(id, hold: 1, try calls(0), RequestID("settle")))
+        default: _ = try await h.run(.settle(id, hold: 1, [], RequestID("settle")))
         }
         // 10 credits were charged in this hour: the hourly cap of 10 is used up.
         let second = try #require(try await h.run(.authorize(.account(id), calls(10), RequestID("d2"), holdTTL: nil)).decision)

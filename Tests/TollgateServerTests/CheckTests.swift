@@ -28,14 +28,14 @@ struct CheckTests {
             let replayed = try await s.check([("X-Api-Key", key.secret), ("X-Request-Id", "c1")])
             #expect(replayed.status == 200 && replayed.header("X-Tollgate-Balance") == "0.75")
 
-            // The key as a bearer token, with the usage in X-Tollgate-Usage: 200 tokens of m and a call.
-            let usage = try await s.check([("Authorization", "Bearer \(key.secret)"), ("X-Request-Id", "c2"),
-                                           ("X-Tollgate-Usage", "tokens.input@m=200,api_call=1")])
+            // The key as a bearer token, with the usage in the check URL: 200 tokens of m and a call.
+            let usage = try await s.check([("Authorization", "Bearer \(key.secret)"), ("X-Request-Id", "c2")],
+                                          usage: "tokens.input@m=200,api_call=1")
             #expect(usage.status == 200, "\(usage)")
             #expect(usage.header("X-Tollgate-Balance") == "0.3")
 
             // Out of credit: 403 with the reason; waiting does not help, so no Retry-After.
-            let poor = try await s.check([("X-Api-Key", key.secret), ("X-Request-Id", "c3"), ("X-Tollgate-Usage", "api_call=2")])
+            let poor = try await s.check([("X-Api-Key", key.secret), ("X-Request-Id", "c3")], usage: "api_call=2")
             #expect(poor.status == 403)
             #expect(poor.header("X-Tollgate-Reason") == "insufficient_credit")
             #expect(poor.header("Retry-After") == nil)
@@ -44,9 +44,9 @@ struct CheckTests {
             // Rate limited: 403 with Retry-After in whole seconds.
             // (Replays and denials used no allowance: c1, c2 and these three are the five of the minute.)
             for n in 4...6 {
-                #expect(try await s.check([("X-Api-Key", key.secret), ("X-Request-Id", "c\(n)"), ("X-Tollgate-Usage", "tokens.input@m=1")]).status == 200)
+                #expect(try await s.check([("X-Api-Key", key.secret), ("X-Request-Id", "c\(n)")], usage: "tokens.input@m=1").status == 200)
             }
-            let limited = try await s.check([("X-Api-Key", key.secret), ("X-Request-Id", "c6b"), ("X-Tollgate-Usage", "tokens.input@m=1")])
+            let limited = try await s.check([("X-Api-Key", key.secret), ("X-Request-Id", "c6b")], usage: "tokens.input@m=1")
             #expect(limited.status == 403)
             #expect(limited.header("X-Tollgate-Reason") == "rate_limited")
             let retry = try #require(limited.header("Retry-After").flatMap { Int($0) }, "\(limited.headers)")
@@ -70,9 +70,14 @@ struct CheckTests {
             let adminAsService = try await s.check([("X-Api-Key", key.secret), ("X-Request-Id", "c11")], serviceToken: E2ETokens.admin)
             #expect(adminAsService.status == 401 && adminAsService.header("X-Tollgate-Reason") == "invalid_service_token")
 
-            // A malformed usage header is a 400 with a JSON error.
-            let bad = try await s.check([("X-Api-Key", key.secret), ("X-Tollgate-Usage", "api_call")])
+            // A malformed usage, a zero quantity, or the usage twice is a 400 with a JSON error.
+            let bad = try await s.check([("X-Api-Key", key.secret)], usage: "api_call")
             #expect(bad.status == 400 && bad.errorCode == "invalid_argument")
+            let zero = try await s.check([("X-Api-Key", key.secret), ("X-Request-Id", "c12")], usage: "api_call=0")
+            #expect(zero.status == 400 && zero.errorCode == "invalid_argument")
+            let twice = try await s.http.send("GET", "/v1/check?usage=api_call%3D1&usage=api_call%3D1",
+                                              headers: [("X-Api-Key", key.secret), ("Tollgate-Service-Token", E2ETokens.service)])
+            #expect(twice.status == 400 && twice.errorCode == "invalid_request", "\(twice)")
 
             // Nothing but the allowed checks was charged: 1 - 0.25 - 0.45 - 3 x 0.001.
             #expect(try await s.show("acme")["balance"] == "0.297")
@@ -80,6 +85,30 @@ struct CheckTests {
             // One debit entry per usage item: c1, c2 (two items), c4, c5, c6.
             let debits = ledger.value["entries"]?.array?.filter { $0["kind"] == "debit" } ?? []
             #expect(debits.map { $0["request_id"] } == ["c6", "c5", "c4", "c2", "c2", "c1"])
+        }
+    }
+
+    @Test("what a check costs is the operator's: a caller's X-Tollgate-Usage header is never read, and a zero quantity is refused")
+    func usageIsNotTheCallers() async throws {
+        try await E2EServer.with { s in
+            try await s.price("api_call", "0.25")
+            try await s.price("cheap", "0.000001")
+            try await s.account("acme")
+            let key = try await s.key(for: "acme")
+            // No credit: whatever usage the caller names in a header, the check charges api_call=1 and denies.
+            for (n, hostile) in ["api_call=0", "cheap=1", "api_call=1000", "", "x"].enumerated() {
+                let denied = try await s.check([("X-Api-Key", key.secret), ("X-Request-Id", "h\(n)"), ("X-Tollgate-Usage", hostile)])
+                #expect(denied.status == 403 && denied.header("X-Tollgate-Reason") == "insufficient_credit", "\(hostile): \(denied)")
+            }
+            let credited = try await s.admin("POST", "/v1/accounts/acme/credits", ["amount": "1", "request_id": "topup-1"])
+            try #require(credited.status == 200, "\(credited)")
+            let allowed = try await s.check([("X-Api-Key", key.secret), ("X-Request-Id", "h9"), ("X-Tollgate-Usage", "cheap=1")])
+            #expect(allowed.status == 200 && allowed.header("X-Tollgate-Balance") == "0.75", "\(allowed)")
+            // A zero quantity is refused on the other gateway routes too.
+            let zero = try await s.request("POST", "/v1/authorize", token: E2ETokens.service,
+                                           ["account": "acme", "request_id": "z1", "usage": [["meter": "api_call", "quantity": 0]]])
+            #expect(zero.status == 400 && zero.errorCode == "invalid_argument", "\(zero)")
+            #expect(try await s.show("acme")["balance"] == "0.75")
         }
     }
 

@@ -213,10 +213,13 @@ struct E2EServer: Sendable {
     }
 
     /// `GET /v1/check` with the service token and the given headers.
-    func check(_ headers: [(String, String)], serviceToken: String? = E2ETokens.service) async throws -> TestHTTPResponse {
+    /// `GET /v1/check` with `headers`; `usage` goes in the URL's query, where the gateway's
+    /// configuration writes it.
+    func check(_ headers: [(String, String)], usage: String? = nil, serviceToken: String? = E2ETokens.service) async throws -> TestHTTPResponse {
         var fields = headers
         if let serviceToken { fields.append(("Tollgate-Service-Token", serviceToken)) }
-        return try await http.send("GET", "/v1/check", headers: fields)
+        let query = usage.map { "?usage=" + ($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0) } ?? ""
+        return try await http.send("GET", "/v1/check" + query, headers: fields)
     }
 
     // MARK: setup through the API

@@ -133,8 +133,9 @@ struct HTTPFuzzTests {
                             let hostileHeader = Self.hostileStrings.filter { $0.utf8.allSatisfy { (0x20...0x7E).contains($0) } }
                             headers.append(("X-Api-Key", r.chance(2) ? key.secret : hostileHeader.randomElement(using: &r)!))
                             headers.append(("X-Request-Id", "fz-check-\(Int.random(in: 0...1000, using: &r))"))
-                            if r.chance(2) { headers.append(("X-Tollgate-Usage", ["api_call=1", "api_call=-1", "x", "api_call=1e9", ""].randomElement(using: &r)!)) }
-                            response = try await s.http.send("GET", path, headers: headers)
+                            if r.chance(2) { headers.append(("X-Tollgate-Usage", ["api_call=0", "api_call=1000", "x"].randomElement(using: &r)!)) }
+                            let usage = r.chance(2) ? "" : "?usage=" + ["api_call%3D1", "api_call%3D-1", "x", "api_call%3D1e9", "", "api_call%3D0"].randomElement(using: &r)!
+                            response = try await s.http.send("GET", path + usage, headers: headers)
                         } else if r.chance(10), method != "get" {
                             // Not JSON at all, or too large.
                             let raw = r.chance(2) ? Array("{\"request_id\": ".utf8) : Array(repeating: UInt8(ascii: "["), count: 2_000_000)

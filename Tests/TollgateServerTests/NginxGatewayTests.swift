@@ -22,12 +22,13 @@ struct NginxGatewayTests {
         let key = try #require((created as? [String: Any])?["secret"] as? String)
         let keyID = try #require((created as? [String: Any])?["key_id"] as? String)
 
+        let readmeBlock = try readmeNginxBlock()
         let tollgate = try await TollgateServe.start(redis: redis)
         let nginx: NginxProcess
         do {
             nginx = try await NginxProcess.start(portCount: 2) { directory, ports in
                 gatewayConfiguration(directory: directory, gateway: ports[0], upstream: ports[1],
-                                     tollgate: tollgate.port, serviceToken: TollgateServe.serviceToken)
+                                     tollgate: tollgate.port, serviceToken: TollgateServe.serviceToken, readmeBlock: readmeBlock)
             }
         } catch {
             await tollgate.stop()
@@ -49,17 +50,25 @@ struct NginxGatewayTests {
             #expect(try await balance() == 500_000)
             #expect(upstreamRequests().isEmpty)
 
-            // A good key (X-Api-Key) reaches the upstream and pays exactly the price; the usage
-            // is the gateway's to set, so a client's own X-Tollgate-Usage changes nothing.
-            let first = try await HTTP.request(port: gateway, "GET", "/models?page=1",
-                                               headers: ["X-Api-Key": key, "X-Tollgate-Usage": "api_call=1000"])
+            // A good key (X-Api-Key) reaches the upstream and pays exactly the price. The usage,
+            // the service token, the request id and the account the upstream is told are the
+            // gateway's to set: a client's own headers of those names, and a usage in its query,
+            // change nothing.
+            let hostile = ["X-Tollgate-Usage": "api_call=0", "Tollgate-Service-Token": "forged",
+                           "X-Request-Id": "replay-me", "X-Tollgate-Account": "victim"]
+            let first = try await HTTP.request(port: gateway, "GET", "/models?page=1&usage=api_call%3D0",
+                                               headers: hostile.merging(["X-Api-Key": key]) { $1 })
             #expect(first.status == 200)
             #expect(first.body == "upstream ok\n")
-            #expect(first.header("X-Tollgate-Balance") == "0.376544")
             #expect(upstreamRequests().count == 1)
-            #expect(upstreamRequests().first?.uri == "/models?page=1")
+            #expect(upstreamRequests().first?.uri == "/models?page=1&usage=api_call%3D0")
             #expect(upstreamRequests().first?.account == "acme")
+            #expect(upstreamRequests().first?.requestID != "replay-me")
             #expect(try await balance() == 500_000 - price)
+            // The same hostile request id again is a new call, charged again, not a replay.
+            let second = try await HTTP.request(port: gateway, "GET", "/models", headers: hostile.merging(["X-Api-Key": key]) { $1 })
+            #expect(second.status == 200)
+            #expect(try await balance() == 500_000 - 2 * price)
 
             // No key: 401 from the check, passed through by nginx; the upstream sees nothing.
             let missing = try await HTTP.request(port: gateway, "GET", "/models")
@@ -71,11 +80,11 @@ struct NginxGatewayTests {
             #expect(unknown.header("X-Tollgate-Reason") == "unknown_key")
             let unknownBearer = try await HTTP.request(port: gateway, "GET", "/models", headers: ["Authorization": "Bearer tg_nope"])
             #expect(unknownBearer.status == 401)
-            #expect(upstreamRequests().count == 1)
-            #expect(try await balance() == 500_000 - price)
+            #expect(upstreamRequests().count == 2)
+            #expect(try await balance() == 500_000 - 2 * price)
 
             // The key as a bearer token works too; two more calls use the credit up.
-            for path in ["/a", "/b", "/c"] {
+            for path in ["/a", "/b"] {
                 let response = try await HTTP.request(port: gateway, "GET", path, headers: ["Authorization": "Bearer \(key)"])
                 #expect(response.status == 200, "\(path)")
             }
@@ -120,18 +129,21 @@ struct NginxGatewayTests {
     }
 }
 
-/// nginx in front of an upstream on another port: every request to the gateway first asks
-/// tollgate's `/v1/check` (auth_request), which nginx passes through as 401/403; the upstream
-/// logs each request it answers to `upstream.log` (request id, account, URI). nginx runs one
-/// worker, a single event loop, which writes the upstream's log line as it finishes that request,
-/// before it relays the response on the gateway side: when the client has its answer, the log
-/// is complete. The gateway sets the usage itself and never passes a client's own.
-private func gatewayConfiguration(directory: String, gateway: Int, upstream: Int, tollgate: Int, serviceToken: String) -> String {
-    """
+/// nginx in front of an upstream on another port, configured with the README's nginx block as
+/// it stands (a user copies it verbatim): only its addresses and token are filled in. Every
+/// request to the gateway first asks tollgate's `/v1/check` (auth_request), which nginx passes
+/// through as 401/403; the upstream logs each request it answers to `upstream.log` (request id,
+/// account, URI). nginx runs one worker, a single event loop, which writes the upstream's log
+/// line as it finishes that request, before it relays the response on the gateway side: when
+/// the client has its answer, the log is complete.
+private func gatewayConfiguration(directory: String, gateway: Int, upstream: Int, tollgate: Int, serviceToken: String,
+                                  readmeBlock block: String) -> String {
+    let filled = block.replacingOccurrences(of: "127.0.0.1:8080", with: "127.0.0.1:\(tollgate)")
+        .replacingOccurrences(of: "SERVICE_TOKEN", with: serviceToken)
+    return """
         log_format seen '$http_x_request_id $http_x_tollgate_account $request_uri';
-        upstream tollgate {
-            server 127.0.0.1:\(tollgate);
-            keepalive 8;
+        upstream upstream {
+            server 127.0.0.1:\(upstream);
         }
         server {
             listen 127.0.0.1:\(upstream);
@@ -144,31 +156,24 @@ private func gatewayConfiguration(directory: String, gateway: Int, upstream: Int
         server {
             listen 127.0.0.1:\(gateway);
             access_log \(directory)/gateway.log;
-            location = /_tollgate_check {
-                internal;
-                proxy_pass http://tollgate/v1/check;
-                proxy_http_version 1.1;
-                proxy_set_header Connection "";
-                proxy_pass_request_body off;
-                proxy_set_header Content-Length "";
-                proxy_set_header Tollgate-Service-Token "\(serviceToken)";
-                proxy_set_header X-Api-Key $http_x_api_key;
-                proxy_set_header X-Request-Id $request_id;
-                proxy_set_header X-Tollgate-Usage "api_call=1";
-            }
-            location / {
-                auth_request /_tollgate_check;
-                auth_request_set $tollgate_account $upstream_http_x_tollgate_account;
-                auth_request_set $tollgate_balance $upstream_http_x_tollgate_balance;
-                auth_request_set $tollgate_reason $upstream_http_x_tollgate_reason;
-                add_header X-Tollgate-Balance $tollgate_balance always;
-                add_header X-Tollgate-Reason $tollgate_reason always;
-                proxy_set_header X-Request-Id $request_id;
-                proxy_set_header X-Tollgate-Account $tollgate_account;
-                proxy_pass http://127.0.0.1:\(upstream);
-            }
+        \(filled)
         }
     """
+}
+
+/// The README's nginx block, as a user would copy it.
+private func readmeNginxBlock() throws -> String {
+    let readme = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("README.md")
+    let text = try String(contentsOf: readme, encoding: .utf8)
+    guard let start = text.range(of: "```nginx\n"), let end = text.range(of: "```", range: start.upperBound..<text.endIndex) else {
+        throw NginxError(message: "README.md has no nginx block")
+    }
+    let block = String(text[start.upperBound..<end.lowerBound])
+    guard block.contains("127.0.0.1:8080"), block.contains("SERVICE_TOKEN"), block.contains("http://upstream;") else {
+        throw NginxError(message: "the README's nginx block no longer names 127.0.0.1:8080, SERVICE_TOKEN and http://upstream")
+    }
+    return block
 }
 
 /// One line of the upstream's log.

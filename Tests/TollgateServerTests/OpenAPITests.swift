@@ -193,7 +193,7 @@ struct OpenAPITests {
             // The check, allowed and denied.
             for (headers, route) in [
                 ([("X-Api-Key", secret), ("X-Request-Id", "c1")], "GET /v1/check"),
-                ([("X-Api-Key", secret), ("X-Request-Id", "c2"), ("X-Tollgate-Usage", "api_call=1000")], "GET /v1/check"),
+                ([("X-Api-Key", secret), ("X-Request-Id", "c2")], "GET /v1/check"),
                 ([("X-Api-Key", "tgk_unknown"), ("X-Request-Id", "c3")], "GET /v1/check"),
                 ([("X-Request-Id", "c4")], "GET /v1/check"),
                 ([("X-Api-Key", secret), ("X-Tollgate-Usage", "bad")], "GET /v1/check"),

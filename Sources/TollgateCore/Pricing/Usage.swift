@@ -5,8 +5,10 @@ public struct UsageItem: Sendable, Hashable {
 
     public init(meter: String, model: String? = nil, quantity: Int64) throws(TollgateError) {
         key = try PriceKey(meter: meter, model: model)
-        guard quantity >= 0, quantity <= Money.maximum.micros else {
-            throw TollgateError(.invalidArgument, "a quantity must be between 0 and 2^53")
+        // A zero quantity is refused: it charges nothing yet passes every limit and cap as an
+        // allowed call would. A settle whose final usage of an item is nothing leaves it out.
+        guard quantity >= 1, quantity <= Money.maximum.micros else {
+            throw TollgateError(.invalidArgument, "a quantity must be between 1 and 2^53")
         }
         self.quantity = quantity
     }
@@ -16,7 +18,7 @@ public struct UsageItem: Sendable, Hashable {
 }
 
 extension UsageItem {
-    /// Parses `METER[@MODEL]=QTY,...` as the CLI's `--usage` and the `X-Tollgate-Usage` header
+    /// Parses `METER[@MODEL]=QTY,...` as the CLI's `--usage` and the check URL's `usage` parameter
     /// write it, for example `tokens.input@m=1200,tokens.output@m=300`.
     public static func parseList(_ text: String) throws(TollgateError) -> [UsageItem] {
         let parts = text.split(separator: ",", omittingEmptySubsequences: false)

@@ -135,7 +135,7 @@ struct GatewayRoutes: Sendable {
         guard let secret = request.headers[HTTPField.Name("X-Api-Key")!] ?? Authenticator.bearer(request.headers[.authorization]) else {
             return Self.checkResponse(.unauthorized, reason: "missing_key")
         }
-        let usage = try apiCall { () throws(TollgateError) in try UsageItem.parseList(request.headers[HTTPField.Name("X-Tollgate-Usage")!] ?? "api_call=1") }
+        let usage = try Self.checkUsage(request.uri.queryParameters.getAll("usage"))
         let requestID = try apiCall { () throws(TollgateError) in
             try RequestID(request.headers[HTTPField.Name("X-Request-Id")!] ?? "check-" + UUID().uuidString)
         }
@@ -172,6 +172,21 @@ struct GatewayRoutes: Sendable {
         }
         return Response(status: .ok, headers: headers)
     }
+
+    /// What a check charges: the `usage` query parameter of the check URL, else one `api_call`.
+    ///
+    /// The usage is the operator's, never the caller's: it is written into the gateway's
+    /// configuration (nginx's `proxy_pass` URL of the `auth_request` location, whose subrequest
+    /// carries no query of the client's), and no request header is read for it, so nothing a
+    /// client sends can change what its call costs. Twice the parameter is refused rather than
+    /// guessed at.
+    static func checkUsage(_ given: [String]) throws -> [UsageItem] {
+        guard given.count <= 1 else { throw APIError.badRequest("give the check's 'usage' once") }
+        return try apiCall { () throws(TollgateError) in try UsageItem.parseList(given.first ?? defaultCheckUsage) }
+    }
+
+    /// What a check charges when its URL names no usage.
+    static let defaultCheckUsage = "api_call=1"
 
     private static func checkResponse(_ status: HTTPResponse.Status, reason: String, headers: HTTPFields = [:]) -> Response {
         var fields = headers
