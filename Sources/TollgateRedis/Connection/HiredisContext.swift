@@ -37,6 +37,11 @@ final class HiredisContext {
         if raw.pointee.err != 0 {
             throw owner.lastError(connecting: true, address: configuration.address)
         }
+        // A child process started while this socket is open (the embedded redis-server, any
+        // process a test starts) would inherit it and keep the connection open on the server
+        // after this side has closed it: a timed-out BLPOP would stay blocked and swallow a
+        // later push. hiredis opens its sockets without close-on-exec, so set it here.
+        _ = fcntl(raw.pointee.fd, F_SETFD, FD_CLOEXEC)
         guard redisSetTimeout(raw, timeval(configuration.commandTimeout)) == REDIS_OK else {
             throw owner.lastError(connecting: true, address: configuration.address)
         }
