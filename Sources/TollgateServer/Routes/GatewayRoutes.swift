@@ -182,11 +182,12 @@ struct GatewayRoutes: Sendable {
     /// guessed at.
     static func checkUsage(_ given: [String]) throws -> [UsageItem] {
         guard given.count <= 1 else { throw APIError.badRequest("give the check's 'usage' once") }
-        return try apiCall { () throws(TollgateError) in try UsageItem.parseList(given.first ?? defaultCheckUsage) }
+        guard let text = given.first else { return defaultCheckUsage }
+        return try apiCall { () throws(TollgateError) in try UsageItem.parseList(text) }
     }
 
-    /// What a check charges when its URL names no usage.
-    static let defaultCheckUsage = "api_call=1"
+    /// What a check charges when its URL names no usage, built once rather than parsed per call.
+    static let defaultCheckUsage = [try! UsageItem(meter: "api_call", quantity: 1)]
 
     private static func checkResponse(_ status: HTTPResponse.Status, reason: String, headers: HTTPFields = [:]) -> Response {
         var fields = headers
