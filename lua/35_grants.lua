@@ -71,17 +71,28 @@ local function give_back_credit(k, a, h, amount)
   end
 end
 
+-- How much promotional credit may expire now: all of it but the part open holds still
+-- reserve and paid credit does not cover. held = what open holds reserve; paid = balance -
+-- promo (negative on a credit line in debt: it backs no hold then). Only that reservation
+-- holds expiry back, never the balance being at or below zero: in debt, with no open hold,
+-- every due grant expires. With paid >= 0 this is min(promo, max(0, available)).
+local function expirable_promo(a)
+  local paid = a.balance - a.promo
+  local reserved = math.max(0, a.held - math.max(0, paid))
+  return math.max(0, a.promo - reserved)
+end
+
 -- Expires the grants whose time has come, each with an 'expire' ledger entry dated at its
 -- expiry. Credit an open hold still reserves is not taken (it would leave the hold backed by
 -- nothing, or by the credit line); that part stays due and expires at a later step once the
--- hold lets go.
+-- hold lets go. Nothing else holds expiry back (see expirable_promo).
 local function expire_grants(k, a, now)
   if not a.gnext or a.gnext > now then return end
   local due = redis.call('ZRANGEBYSCORE', k.grantexp, '-inf', now, 'WITHSCORES')
   for i = 1, #due, 2 do
     local seq, expires = due[i], tonumber(due[i + 1])
     local rest = tonumber(redis.call('HGET', k.grants, seq) or '0')
-    local gone = math.max(0, math.min(rest, available(a)))
+    local gone = math.min(rest, expirable_promo(a))
     if gone > 0 then
       a.balance = redis.call('HINCRBY', k.acct, 'balance', fmt(-gone))
       a.promo = redis.call('HINCRBY', k.acct, 'promo', fmt(-gone))

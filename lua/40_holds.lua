@@ -1,7 +1,8 @@
 -- Holds: credit reserved for a call in flight (I4). A hold record (msgpack map):
 --   r reserved   c charged so far   x expires (ms)   q request id   k key id ('' if none)
 --   n net charged (charges less refunds)   tr tokens reserved   tu tokens used
---   u what reports charged, by item name: {q quantity, p price, per, meter, model}
+--   u what reports charged, by item name: {q quantity, p price of the first report, per, meter,
+--     model, a micro-credits actually charged for it (bounds its refunds at settle)}
 --   lim 1 when made by authorize (it counts on limits), 0 for a plain hold
 --   sp  (lim 1) the spend it counted per period: {h, ha, d, da, m, ma, life} (hold_count_spend)
 --   pu  promotional credit its charges used (refunds give it back as promotional credit)

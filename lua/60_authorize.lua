@@ -103,13 +103,30 @@ local function usage_line(carries, item, quantity, key_id)
   }
 end
 
-local function remember_usage(h, item, quantity)
+-- Notes a reported batch on the hold: its quantity, and 'a', the micro-credits it actually
+-- charged (at whatever price was current), so a refund at settle is bounded by it. A record
+-- written before 'a' was kept has none; its refunds are bounded by the hold's net charge.
+local function remember_usage(h, item, quantity, cost)
   local seen = h.u[item.name]
   if seen then
     seen.q = seen.q + quantity
+    if seen.a then seen.a = seen.a + cost end
   else
-    h.u[item.name] = { q = quantity, p = item.price, per = item.per, meter = item.meter, model = item.model }
+    h.u[item.name] = { q = quantity, p = item.price, per = item.per, meter = item.meter, model = item.model, a = cost }
   end
+end
+
+-- Bounds a settle's refund line for one item by what the hold actually charged for it
+-- (seen.a) and by what the hold still has charged, net, after the refunds before it
+-- (left[1]). Prices change: the reports may have charged less than the first report's
+-- price times the quantity, and a refund must never give back more than was paid.
+local function bound_refund(line, seen, left)
+  local bound = left[1]
+  if seen.a and seen.a < bound then bound = seen.a end
+  if bound < 0 then bound = 0 end
+  if -line.cost > bound then line.cost = -bound end
+  left[1] = left[1] + line.cost
+  return line
 end
 
 -- report(hold_seq, request_id, usage): charges a usage batch against the hold as it comes.
@@ -129,7 +146,7 @@ redis.register_function('report', function(keys, args)
     local lines = {}
     for i, item in ipairs(items) do
       lines[i] = usage_line(carries, item, item.quantity, h.k)
-      remember_usage(h, item, item.quantity)
+      remember_usage(h, item, item.quantity, lines[i].cost)
     end
     local reason, entry_id, total = charge_hold(k, a, now, periods, seq, h, lines, token_count(items), request_id, true)
     if reason then return denied(a, reason) end
@@ -140,8 +157,8 @@ redis.register_function('report', function(keys, args)
 end)
 
 -- settle(hold_seq, request_id, has_usage, usage): with usage, the call's total final usage:
--- charges what the reports did not, refunds what they overcharged (at the price they
--- charged); without, settles on what was reported. Then releases the rest of the hold and
+-- charges what the reports did not, refunds what they overcharged (at the price of the first
+-- report, but never more than the reports of that item actually charged); without, settles on what was reported. Then releases the rest of the hold and
 -- the token-rate allowance it did not use. Only the balance can refuse a settle.
 redis.register_function('settle', function(keys, args)
   local k, now, periods = step_start(keys, args)
@@ -168,6 +185,7 @@ redis.register_function('settle', function(keys, args)
       end
       local carries = load_carries(k, involved)
       local settled = {}
+      local left = { h.n or 0 }
       for _, item in ipairs(items) do
         if not settled[item.name] then
           settled[item.name] = true
@@ -177,14 +195,14 @@ redis.register_function('settle', function(keys, args)
             lines[#lines + 1] = usage_line(carries, item, delta, h.k)
           elseif delta < 0 then
             local priced = { name = item.name, meter = item.meter, model = item.model, price = seen.p, per = seen.per }
-            lines[#lines + 1] = usage_line(carries, priced, delta, h.k)
+            lines[#lines + 1] = bound_refund(usage_line(carries, priced, delta, h.k), seen, left)
           end
         end
       end
       for name, seen in pairs(h.u) do
         if not final[name] then
           local priced = { name = name, meter = seen.meter, model = seen.model, price = seen.p, per = seen.per }
-          lines[#lines + 1] = usage_line(carries, priced, -seen.q, h.k)
+          lines[#lines + 1] = bound_refund(usage_line(carries, priced, -seen.q, h.k), seen, left)
         end
       end
       tokens = token_count(items) - h.tu

@@ -30,7 +30,8 @@ public struct AuditReport: Sendable, Hashable {
 
 extension Engine {
     /// Checks I2 on every account: balance = sum of its ledger entries, each entry's balance
-    /// and held figures follow from the one before, and held = what open holds reserve.
+    /// and held figures follow from the one before, held = what open holds reserve, and no
+    /// hold refunded more for a usage item than it charged for it (nor in all).
     public func audit() async throws(TollgateError) -> AuditReport {
         var results: [AccountAudit] = []
         for id in try await accountIDs() {
@@ -72,11 +73,13 @@ extension Engine {
         var runningHeld = checkpointHeld
         var count = 0
         var after: String? = checkpointID.isEmpty ? nil : checkpointID
+        var refunds = HoldRefundCheck()
         while !lastID.isEmpty {
             let page = try await ledgerForward(id, after: after, through: lastID, count: 1000)
             for entry in page {
                 runningBalance += entry.amount.micros
                 runningHeld += entry.heldDelta.micros
+                if let problem = refunds.add(entry), problems.count < 20 { problems.append(problem) }
                 if problems.count < 20 {
                     if entry.balance.micros != runningBalance {
                         problems.append("entry \(entry.id) says balance \(entry.balance) but the entries up to it sum to \(Money(micros: runningBalance).map(\.description) ?? String(runningBalance))")
@@ -90,6 +93,7 @@ extension Engine {
             guard let last = page.last, last.id != lastID, page.count == 1000 else { break }
             after = last.id
         }
+        for problem in refunds.finish() where problems.count < 20 { problems.append(problem) }
         if runningBalance != balance {
             problems.append("balance is \(format(balance)) but the ledger sums to \(format(runningBalance))")
         }
@@ -119,5 +123,71 @@ extension Engine {
 
     private func format(_ micros: Int64) -> String {
         Money(micros: micros)?.description ?? "\(micros) micro-credits"
+    }
+}
+
+/// Checks, from the ledger alone, that no hold's refunds exceed its charges: per usage item
+/// (meter and model) and for the hold in all. Refunds happen only at settle, so a hold's
+/// captures and refunds all carry its sequence; a refund larger than what that hold charged
+/// for the item gave back money that was never paid (a price cut mid-stream once did that).
+///
+/// Only holds whose opening `hold` entry is among the entries read are checked: archiving may
+/// have removed the first captures of an older hold, and its remaining refunds would then look
+/// larger than its charges without being so. Those holds are checked by the audit of the
+/// archive that holds their whole history, not here. Memory stays bounded by the holds open
+/// at once: a hold is checked and forgotten at its closing `release` or `expire` entry.
+struct HoldRefundCheck {
+    private struct Sums {
+        var charged: Int64 = 0
+        var refunded: Int64 = 0
+    }
+
+    /// Open holds seen opened: per item (`meter@model`, `""` for a plain capture) the sums.
+    private var holds: [Int64: [String: Sums]] = [:]
+
+    /// Takes in one entry; returns a problem when a hold it closes refunded too much.
+    mutating func add(_ entry: LedgerEntry) -> String? {
+        guard let hold = entry.holdID?.sequence else { return nil }
+        switch entry.kind {
+        case .hold:
+            holds[hold] = [:]
+        case .capture, .refund:
+            guard holds[hold] != nil else { return nil }
+            let item = entry.meter.map { "\($0)@\(entry.model ?? "")" } ?? ""
+            // Exact integers: a capture's amount is minus what it charged, a refund's what it gave back.
+            if entry.kind == .capture {
+                holds[hold]![item, default: Sums()].charged -= entry.amount.micros
+            } else {
+                holds[hold]![item, default: Sums()].refunded += entry.amount.micros
+            }
+        case .release, .expire:
+            guard let items = holds.removeValue(forKey: hold) else { return nil }
+            return Self.problem(hold, items)
+        default:
+            break
+        }
+        return nil
+    }
+
+    /// The problems of holds still open at the end of what was read.
+    mutating func finish() -> [String] {
+        defer { holds = [:] }
+        return holds.keys.sorted().compactMap { Self.problem($0, holds[$0]!) }
+    }
+
+    private static func problem(_ hold: Int64, _ items: [String: Sums]) -> String? {
+        var total = Sums()
+        var over: [String] = []
+        for (item, sums) in items.sorted(by: { $0.key < $1.key }) {
+            total.charged += sums.charged
+            total.refunded += sums.refunded
+            if sums.refunded > sums.charged {
+                over.append("\(item.isEmpty ? "(plain)" : item) refunded \(sums.refunded) of \(sums.charged) micro-credits charged")
+            }
+        }
+        if total.refunded > total.charged {
+            over.append("in all refunded \(total.refunded) of \(total.charged) micro-credits charged")
+        }
+        return over.isEmpty ? nil : "hold \(hold) refunded more than it charged: \(over.joined(separator: "; "))"
     }
 }

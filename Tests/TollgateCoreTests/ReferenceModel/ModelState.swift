@@ -79,6 +79,9 @@ struct ModelHold: Sendable {
     struct Reported: Sendable {
         var quantity: Int64
         var price: ModelPrice
+        /// The micro-credits its reports actually charged (at whatever price was current):
+        /// a refund of it at settle never exceeds this.
+        var charged: Int64 = 0
     }
 
     let sequence: Int64
@@ -96,7 +99,8 @@ struct ModelHold: Sendable {
     var net: Int64 = 0
     var tokensReserved: Int64
     var tokensUsed: Int64 = 0
-    /// What reports charged, by item name: quantity, and the price of the first report.
+    /// What reports charged, by item name: quantity, the price of the first report, and the
+    /// micro-credits actually charged.
     var reported: [String: Reported] = [:]
     /// Spend it counted, per current period.
     var spend = HoldSpend()
@@ -122,6 +126,11 @@ struct ModelAccount: Sendable {
     var holds: [Int64: ModelHold] = [:]
     var lastHoldSequence: Int64 = 0
     var carries = Carries()
+    /// Micro-credits, by item name, that settle refunds kept back because they would have given
+    /// back more than the hold charged for the item. With one price throughout this is the
+    /// carry's rounding (at most 1 per refund): the ledger's total for the item then exceeds
+    /// ⌊quantity × price⌋ by exactly this.
+    var refundsKept: [String: Int64] = [:]
     /// How many holds expired by the clock (for the tests' coverage counts).
     var expiredHolds = 0
     /// Request ids of allowed mutations: the operation and its first answer.

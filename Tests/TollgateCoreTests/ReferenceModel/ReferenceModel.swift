@@ -228,8 +228,10 @@ struct ReferenceModel: Sendable {
             let (before, carriesBefore) = (a.holds[sequence]!, a.carries)
             var lines: [HoldLine] = []
             for item in items {
-                lines.append(HoldLine(cost: a.carries.charge(item.quantity, of: item.name, at: item.price)))
+                let cost = a.carries.charge(item.quantity, of: item.name, at: item.price)
+                lines.append(HoldLine(cost: cost))
                 a.holds[sequence]!.reported[item.name, default: .init(quantity: 0, price: item.price)].quantity += item.quantity
+                a.holds[sequence]!.reported[item.name]!.charged += cost
             }
             if let reason = a.charge(hold: sequence, lines, tokens: tokenCount(items), enforce: true, now: now, periods: periods) {
                 a.holds[sequence] = before
@@ -241,8 +243,9 @@ struct ReferenceModel: Sendable {
     }
 
     /// Settles a hold. With usage (the call's total final usage) it charges what the reports
-    /// did not, at today's price, and refunds what they overcharged, at the price they
-    /// charged; without, it settles on what was reported. Then it closes the hold. Only the
+    /// did not, at today's price, and refunds what they overcharged, at the price of the first
+    /// report but never more than the reports of that item actually charged (a price cut
+    /// mid-stream must not refund at the old price); without, it settles on what was reported. Then it closes the hold. Only the
     /// account's status (for a charge beyond the hold) and its credit can refuse a settle.
     mutating func settle(_ id: AccountID, hold sequence: Int64, usage: [UsageItem]?, requestID: RequestID) throws(ModelError) -> DecisionRecord {
         let prices = self.prices
@@ -259,23 +262,30 @@ struct ReferenceModel: Sendable {
                 }
                 var carries = a.carries
                 var lines: [HoldLine] = []
+                var kept: [String: Int64] = [:]
+                func boundedRefund(_ name: String, _ refund: Int64, _ reported: ModelHold.Reported) -> HoldLine {
+                    let bounded = max(refund, -reported.charged)
+                    kept[name, default: 0] += bounded - refund
+                    return HoldLine(cost: bounded)
+                }
                 for item in firstOfName {
                     let reported = hold.reported[item.name]
                     let delta = final[item.name]! - (reported?.quantity ?? 0)
                     if delta > 0 {
                         lines.append(HoldLine(cost: carries.charge(delta, of: item.name, at: item.price)))
                     } else if delta < 0, let reported {
-                        lines.append(HoldLine(cost: carries.charge(delta, of: item.name, at: reported.price)))
+                        lines.append(boundedRefund(item.name, carries.charge(delta, of: item.name, at: reported.price), reported))
                     }
                 }
                 for (name, reported) in hold.reported where final[name] == nil {
-                    lines.append(HoldLine(cost: carries.charge(-reported.quantity, of: name, at: reported.price)))
+                    lines.append(boundedRefund(name, carries.charge(-reported.quantity, of: name, at: reported.price), reported))
                 }
                 let tokens = tokenCount(items) - hold.tokensUsed
                 if let reason = a.charge(hold: sequence, lines, tokens: tokens, enforce: false, now: now, periods: periods) {
                     return a.denied(reason)
                 }
                 a.carries = carries
+                a.refundsKept.merge(kept, uniquingKeysWith: +)
             }
             let net = a.holds[sequence]!.net
             a.close(hold: sequence, now: now, periods: periods)
