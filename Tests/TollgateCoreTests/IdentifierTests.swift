@@ -61,4 +61,24 @@ struct SecretHashTests {
         #expect(APIKeySecret.hash("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         #expect(APIKeySecret.hash("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
     }
+
+    @Test("canonically equivalent ids are different ids: equality, hashing and order go by bytes",
+          arguments: [("KEVIN", "\u{212A}EVIN"), ("caf\u{00E9}", "cafe\u{0301}"), ("\u{03A9}", "\u{2126}"), ("\u{00C5}", "A\u{030A}")])
+    func byteIdentity(pair: (String, String)) throws {
+        #expect(pair.0 == pair.1, "Swift strings call them equal")
+        let (a, b) = (try AccountID(pair.0), try AccountID(pair.1))
+        #expect(a != b && Set([a, b]).count == 2 && AccountKeys(a).account != AccountKeys(b).account)
+        #expect(HoldID(account: a, sequence: 1) != HoldID(account: b, sequence: 1))
+        #expect(try RequestID(pair.0) != RequestID(pair.1))
+        #expect((a < b) == Array(pair.0.utf8).lexicographicallyPrecedes(Array(pair.1.utf8)) && (a < b) != (b < a))
+        #expect(Array(CouponCode.normalize(pair.0).utf8) != Array(CouponCode.normalize(pair.1).utf8))
+    }
+
+    @Test("coupon codes fold ASCII only: no Unicode case mapping makes another input the same code")
+    func couponFolding() {
+        #expect(Array(CouponCode.normalize("tg-abcd efgh-2345").utf8) == Array("TGABCDEFGH2345".utf8))
+        // Unicode upper-casing maps the ligature ﬀ to FF and ß to SS; a code never holds them.
+        #expect(Array(CouponCode.normalize("TG-\u{FB00}GH").utf8) != Array("TGFFGH".utf8))
+        #expect(Array(CouponCode.normalize("TG-\u{00DF}").utf8) != Array("TGSS".utf8))
+    }
 }

@@ -1,7 +1,7 @@
 import Crypto
 
 /// An API key's public id, `key_` and 16 lowercase letters or digits.
-public struct KeyID: Sendable, Hashable, Comparable, CustomStringConvertible {
+public struct KeyID: ByteIdentifier, Sendable, CustomStringConvertible {
     public let rawValue: String
 
     public init(_ rawValue: String) throws(TollgateError) {
@@ -21,7 +21,6 @@ public struct KeyID: Sendable, Hashable, Comparable, CustomStringConvertible {
     private init(unchecked: String) { rawValue = unchecked }
 
     public var description: String { rawValue }
-    public static func < (lhs: KeyID, rhs: KeyID) -> Bool { lhs.rawValue < rhs.rawValue }
 }
 
 /// An API key's secret: shown once at creation, stored only as its SHA-256.

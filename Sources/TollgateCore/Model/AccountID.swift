@@ -1,5 +1,5 @@
 /// An account's id: 1 to 256 bytes, any bytes. Keys built from it are always safe (I7).
-public struct AccountID: Sendable, Hashable, Comparable, CustomStringConvertible {
+public struct AccountID: ByteIdentifier, Sendable, CustomStringConvertible {
     /// The id as given.
     public let rawValue: String
 
@@ -17,12 +17,10 @@ public struct AccountID: Sendable, Hashable, Comparable, CustomStringConvertible
     }
 
     public var description: String { rawValue }
-
-    public static func < (lhs: AccountID, rhs: AccountID) -> Bool { lhs.rawValue < rhs.rawValue }
 }
 
 /// A caller's idempotency id for one mutation (I3): 1 to 256 bytes.
-public struct RequestID: Sendable, Hashable, CustomStringConvertible {
+public struct RequestID: ByteIdentifier, Sendable, CustomStringConvertible {
     /// The id as given.
     public let rawValue: String
 

@@ -12,9 +12,18 @@ public enum CouponCode {
         return "TG-" + groups.joined(separator: "-")
     }
 
-    /// The code as matched: upper case, without dashes and spaces.
+    /// The code as matched: ASCII letters in upper case, without dashes and spaces. Only ASCII
+    /// is folded (codes are ASCII): any other byte stays as it is, so no Unicode case mapping
+    /// or equivalence makes two different inputs one code.
     static func normalize(_ code: String) -> String {
-        String(code.uppercased().filter { $0 != "-" && $0 != " " })
+        let bytes = code.utf8.compactMap { byte -> UInt8? in
+            switch byte {
+            case UInt8(ascii: "-"), UInt8(ascii: " "): return nil
+            case UInt8(ascii: "a")...UInt8(ascii: "z"): return byte - 32
+            default: return byte
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// The stored form of a code: the SHA-256 of its normalized text.
