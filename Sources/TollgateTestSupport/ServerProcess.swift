@@ -160,7 +160,7 @@ public final class ServerProcess: Sendable {
         let process = try TestProcess(executable, flags, environment: environment)
 
         // The announcement, written at once: "tollgate listening on http://HOST:PORT (redis: ...)",
-        // then any generated tokens, "admin token: X  (kept in ...)".
+        // then any tokens this start generated, "admin token: X  (kept in ...)".
         let prefix = "tollgate listening on http://"
         let deadline = ContinuousClock.now + timeout
         while true {
@@ -174,9 +174,14 @@ public final class ServerProcess: Sendable {
                 func printed(_ name: String) -> String? {
                     lines.first { $0.hasPrefix("\(name) token: ") }.map { String($0.dropFirst("\(name) token: ".count).prefix { $0 != " " }) }
                 }
+                // A token read back from the data folder is not printed again: read its file.
+                func kept(_ name: String) -> String? {
+                    (try? String(contentsOf: directory.appendingPathComponent("\(name).token"), encoding: .utf8))?
+                        .trimmingCharacters(in: .whitespacesAndNewlines)
+                }
                 return ServerProcess(
                     process: process, port: port, dataDirectory: directory, ownsDataDirectory: dataDirectory == nil,
-                    adminToken: adminToken ?? printed("admin"), serviceToken: serviceToken ?? printed("service"))
+                    adminToken: adminToken ?? printed("admin") ?? kept("admin"), serviceToken: serviceToken ?? printed("service") ?? kept("service"))
             }
             if let ended = process.termination {
                 try await Task.sleep(for: .milliseconds(50))

@@ -30,6 +30,7 @@ struct TollgateCommand: AsyncParsableCommand {
             StatementCommand.self,
             PriceCommand.self,
             KeyCommand.self,
+            TokenCommand.self,
             LimitsCommand.self,
             LedgerCommand.self,
             AuditCommand.self,

@@ -143,7 +143,9 @@ struct AdminTests {
             let made = try await s.admin("POST", "/v1/accounts/acme/tokens")
             #expect(made.status == 201)
             let token = try #require(made.value["token"]?.string)
-            #expect(made.value == ["account": "acme", "token": .string(token)])
+            let tokenID = try #require(made.value["token_id"]?.string)
+            #expect(made.value == ["account": "acme", "token": .string(token), "token_id": .string(tokenID)])
+            #expect(tokenID.hasPrefix("tok_") && tokenID.count == 68)
 
             let own = try await s.request("GET", "/v1/accounts/acme", token: token)
             #expect(own.status == 200 && own.value["balance"] == "3")

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Testing
 import TollgateTestSupport
@@ -34,7 +35,15 @@ struct AuthorizationMatrixTests {
         /// A different body for some callers: where each allowed call needs its own (one coupon
         /// code each, as an account redeems a code once).
         var bodies: [Caller: [String: Any]] = [:]
+        /// A different path for some callers: where each allowed call needs its own target
+        /// (one token each to revoke).
+        var paths: [Caller: String] = [:]
         var description: String { "\(method) \(path)" }
+    }
+
+    /// A token's id: `tok_` and its SHA-256, as the API names it.
+    static func tokenID(_ token: String) -> String {
+        "tok_" + SHA256.hash(data: Array(token.utf8)).map { String(format: "%02x", $0) }.joined()
     }
 
     @Test("every route × {no token, unknown token, admin, service, this account's token, another account's token}")
@@ -47,6 +56,11 @@ struct AuthorizationMatrixTests {
             try await s.account("other", credit: "10")
             let limitedKey = try await s.key(for: "acme")
             let doomedKey = try await s.key(for: "acme")
+            // Tokens to revoke: one each for the admin and acme's own token, and an account whose
+            // tokens all go.
+            let doomedTokens = [try await s.accountToken(for: "acme"), try await s.accountToken(for: "acme")].map(Self.tokenID)
+            try await s.account("spare")
+            _ = try await s.accountToken(for: "spare")
             let tokens: [Caller: String] = [
                 .unknown: "tga_not_a_token_of_anyone",
                 .admin: E2ETokens.admin,
@@ -87,6 +101,10 @@ struct AuthorizationMatrixTests {
                 Route(method: "GET", path: "/v1/accounts/acme/ledger", body: nil, access: .adminOrOwn, success: 200),
                 Route(method: "GET", path: "/v1/audit", body: nil, access: .admin, success: 200),
                 Route(method: "POST", path: "/v1/accounts/acme/tokens", body: nil, access: .admin, success: 201),
+                Route(method: "GET", path: "/v1/accounts/acme/tokens", body: nil, access: .admin, success: 200),
+                Route(method: "DELETE", path: "/v1/accounts/acme/tokens/\(doomedTokens[0])", body: nil, access: .adminOrOwn, success: 200,
+                      paths: [.own: "/v1/accounts/acme/tokens/\(doomedTokens[1])"]),
+                Route(method: "DELETE", path: "/v1/accounts/spare/tokens", body: nil, access: .admin, success: 200),
                 Route(method: "POST", path: "/v1/coupons", body: ["amount": "1", "expires": "2099-01-01"], access: .admin, success: 201),
                 Route(method: "POST", path: "/v1/accounts/acme/redeem", body: ["code": codes[0]], access: .adminOrOwn, success: 200,
                       bodies: [.admin: ["code": codes[0]], .own: ["code": codes[1]]]),
@@ -129,7 +147,7 @@ struct AuthorizationMatrixTests {
                 // state it expects (and a refused call has nothing to undo).
                 let order = Caller.allCases.sorted { (expected(route, $0) >= 400 ? 0 : 1) < (expected(route, $1) >= 400 ? 0 : 1) }
                 for caller in order {
-                    let response = try await s.request(route.method, route.path, token: tokens[caller], route.bodies[caller] ?? route.body)
+                    let response = try await s.request(route.method, route.paths[caller] ?? route.path, token: tokens[caller], route.bodies[caller] ?? route.body)
                     let want = expected(route, caller)
                     if response.status != want {
                         mismatches.append("\(route) as \(caller): \(response.status), expected \(want): \(response.text.prefix(200))")

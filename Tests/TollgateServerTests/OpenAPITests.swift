@@ -28,6 +28,9 @@ struct OpenAPITests {
         "GET /v1/accounts/{id}/ledger": ["adminToken", "accountToken"],
         "GET /v1/audit": ["adminToken"],
         "POST /v1/accounts/{id}/tokens": ["adminToken"],
+        "GET /v1/accounts/{id}/tokens": ["adminToken"],
+        "DELETE /v1/accounts/{id}/tokens": ["adminToken"],
+        "DELETE /v1/accounts/{id}/tokens/{token_id}": ["adminToken", "accountToken"],
         "POST /v1/coupons": ["adminToken"],
         "POST /v1/accounts/{id}/redeem": ["adminToken", "accountToken"],
         "POST /v1/accounts/{id}/grants": ["adminToken"],
@@ -168,6 +171,14 @@ struct OpenAPITests {
                                token: admin, ["rps": 50, "rph": 1000, "tpm": 100_000, "concurrency": 5, "hourly_cap": "9", "monthly_cap": "0"])
             _ = try await call("GET /v1/accounts/{id}/keys", "/v1/accounts/acme/keys", token: admin)
             let accountToken = try #require(try await call("POST /v1/accounts/{id}/tokens", "/v1/accounts/acme/tokens", token: admin).value["token"]?.string)
+            // A second token to list, revoke by id (and again: 404), and revoke all of another account.
+            let spare = try #require(try await call("POST /v1/accounts/{id}/tokens", "/v1/accounts/acme/tokens", token: admin).value["token_id"]?.string)
+            _ = try await call("GET /v1/accounts/{id}/tokens", "/v1/accounts/acme/tokens", token: admin)
+            _ = try await call("DELETE /v1/accounts/{id}/tokens/{token_id}", "/v1/accounts/acme/tokens/\(spare)", token: admin)
+            _ = try await call("DELETE /v1/accounts/{id}/tokens/{token_id}", "/v1/accounts/acme/tokens/\(spare)", token: admin)
+            _ = try await call("DELETE /v1/accounts/{id}/tokens/{token_id}", "/v1/accounts/acme/tokens/tok_short", token: admin)
+            _ = try await call("POST /v1/accounts", "/v1/accounts", token: admin, ["id": "tokenless"])
+            _ = try await call("DELETE /v1/accounts/{id}/tokens", "/v1/accounts/tokenless/tokens", token: admin)
 
             // Gateway calls: allowed, denied, held, reported, settled, released.
             _ = try await call("POST /v1/authorize", "/v1/authorize", token: service, ["key": secret, "request_id": "a1", "usage": usage])

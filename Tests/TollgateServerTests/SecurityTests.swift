@@ -72,4 +72,74 @@ struct TokenGuessingTests {
             #expect(key.status == 401 && key.header("X-Tollgate-Reason") == "unknown_key")
         }
     }
+
+    @Test("150 parallel guesses from one address: at most 100 are looked up, the rest get 429")
+    func parallelGuesses() async throws {
+        try await E2EServer.with { s in
+            try await s.account("pg", credit: "1")
+            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                for n in 0..<150 {
+                    group.addTask { try await s.request("GET", "/v1/accounts/pg", token: "tga_parallel_guess_\(n)").status }
+                }
+                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            }
+            let unauthorized = statuses.filter { $0 == 401 }.count
+            let refused = statuses.filter { $0 == 429 }.count
+            #expect(unauthorized <= 100 && unauthorized + refused == 150, "401: \(unauthorized), 429: \(refused), others: \(statuses.filter { $0 != 401 && $0 != 429 })")
+            #expect(try await s.request("GET", "/v1/accounts/pg", token: "tga_after").status == 429)
+        }
+    }
+
+    @Test("wrong service tokens on /v1/check count as guesses; the right one still passes")
+    func checkServiceTokenGuesses() async throws {
+        try await E2EServer.with { s in
+            try await s.price("api_call", "0.01")
+            try await s.account("cg", credit: "1")
+            let key = try await s.key(for: "cg")
+            let token = try await s.accountToken(for: "cg")
+            for n in 0..<100 {
+                let response = try await s.check([("X-Api-Key", key.secret), ("X-Request-Id", "cg-\(n)")], serviceToken: "tgsvc_guess_\(n)")
+                #expect(response.status == 401 && response.header("X-Tollgate-Reason") == "invalid_service_token")
+            }
+            let blocked = try await s.check([("X-Api-Key", key.secret), ("X-Request-Id", "cg-x")], serviceToken: "tgsvc_guess_x")
+            #expect(blocked.status == 429, "\(blocked)")
+            #expect(try await s.request("GET", "/v1/accounts/cg", token: token).status == 429)
+            let gateway = try await s.check([("X-Api-Key", key.secret), ("X-Request-Id", "cg-ok")])
+            #expect(gateway.status == 200, "\(gateway)")
+        }
+    }
+
+    @Test("a client at its guessing limit cannot open a WebSocket stream even with a valid token")
+    func webSocketGuesses() async throws {
+        try await E2EServer.with { s in
+            try await s.account("wg", credit: "1")
+            let token = try await s.accountToken(for: "wg")
+            // A WebSocket upgrade request as a browser sends it (no `Connection: close`).
+            let port = s.port
+            let upgrade = { (bearer: String) in
+                let request = TestHTTPClient.request("GET", "/v1/accounts/wg/ws", host: "127.0.0.1:\(port)", headers: [
+                    ("Connection", "Upgrade"), ("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13"),
+                    ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), ("Authorization", "Bearer \(bearer)"),
+                ], body: nil, close: false)
+                return try await TestHTTPConnection.onThread {
+                    let connection = try TestHTTPConnection(host: "127.0.0.1", port: port)
+                    defer { connection.close() }
+                    try connection.write(request)
+                    return try connection.readResponse(method: "GET")
+                }
+            }
+            // The valid token upgrades (101) before any guess.
+            #expect(try await upgrade(token).status == 101)
+            // Guesses through the upgrade are refused (400, no upgrade) and count like any other.
+            for n in 0..<100 {
+                let response = try await upgrade("tga_ws_guess_\(n)")
+                #expect(response.status == 400, "\(response)")
+            }
+            #expect(try await s.request("GET", "/v1/accounts/wg", token: token).status == 429)
+            // At the limit, even the valid token is not looked up: no upgrade.
+            let refused = try await upgrade(token)
+            #expect(refused.status == 400, "\(refused)")
+            #expect(try await s.admin("GET", "/v1/accounts/wg").status == 200)
+        }
+    }
 }

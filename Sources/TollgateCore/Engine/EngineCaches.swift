@@ -7,8 +7,6 @@ final class EngineCaches: Sendable {
     /// Secret hash → (key id, account). Immutable once written, so entries never go stale;
     /// revocation is checked inside the atomic step, not here.
     let keys = Mutex([String: (KeyID, AccountID)]())
-    /// Account-token hash → account, immutable once written like `keys`.
-    let accountTokens = Mutex([String: AccountID]())
     /// Decisions whose reply never came (the caller was told 503), to be voided once Redis
     /// answers again (`Engine.retryPendingVoids()`).
     let pendingVoids = Mutex(PendingVoids())

@@ -22,6 +22,8 @@ struct AccountKeys: Sendable {
     /// The key of one deposit's record, and the index of the account's deposits.
     func deposit(_ id: String) -> String { prefix + "dep:" + id }
     var deposits: String { prefix + "deposits" }
+    /// The index of the account's tokens: SHA-256 of each → when it was made.
+    var tokens: String { prefix + "tokens" }
     /// The credit entries of the ledger (the payment history).
     var payments: String { prefix + "payments" }
     /// The usage aggregates of one period: `h`, `d` or `m` and the period's id.

@@ -126,3 +126,28 @@ func cuttingOffLaggards(
         subscription.cancel()
     }
 }
+
+/// Raised when the account token a stream was opened with has been revoked.
+struct StreamTokenRevoked: Error {}
+
+/// Runs `body` (a session writing to its subscriber) while `stillValid` says the token the
+/// stream was opened with stands, asking it every `interval`; once it says no, `body` is
+/// cancelled and `StreamTokenRevoked` thrown, so the connection closes. Without a check
+/// (admin streams) it just runs `body`.
+func endingWhenRevoked(
+    every interval: Duration, _ stillValid: (@Sendable () async -> Bool)?,
+    _ body: @escaping @Sendable () async throws -> Void
+) async throws {
+    guard let stillValid else { return try await body() }
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            while true {
+                try await Task.sleep(for: interval)
+                if await !stillValid() { throw StreamTokenRevoked() }
+            }
+        }
+        defer { group.cancelAll() }
+        try await group.next()
+    }
+}

@@ -46,7 +46,7 @@ extension APIError {
         let status: HTTPResponse.Status
         switch error.code {
         case .invalidAmount, .invalidArgument, .amountOutOfRange: status = .badRequest
-        case .accountNotFound, .keyNotFound, .depositNotFound: status = .notFound
+        case .accountNotFound, .keyNotFound, .depositNotFound, .tokenNotFound: status = .notFound
         case .accountExists, .idempotencyConflict, .accountClosed, .depositExists, .archiveMismatch, .rangeArchived: status = .conflict
         case .redisUnavailable:
             // Redis did not answer in time: the decision fails closed, and was not charged

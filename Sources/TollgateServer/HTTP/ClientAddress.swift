@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 #if canImport(Glibc)
 import Glibc
@@ -11,8 +12,14 @@ struct ClientAddressResolver: Sendable {
     let trustedProxies: Set<String>
 
     func key(_ request: Request, _ context: TollgateRequestContext) -> String? {
-        guard var address = context.clientAddress else { return nil }
-        if trustedProxies.contains(address), let forwarded = request.headers[.init("X-Forwarded-For")!] {
+        key(headers: request.headers, peer: context.clientAddress)
+    }
+
+    /// The same from a request's headers and its peer's address (the WebSocket upgrade has
+    /// them before there is a `Request`).
+    func key(headers: HTTPFields, peer: String?) -> String? {
+        guard var address = peer else { return nil }
+        if trustedProxies.contains(address), let forwarded = headers[.init("X-Forwarded-For")!] {
             let hops = forwarded.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             if let client = hops.last(where: { !trustedProxies.contains($0) }) { address = client }
         }

@@ -58,8 +58,26 @@ struct AdminRoutes: Sendable {
         router.post("/v1/accounts/:id/tokens") { request, context in
             try await auth.require(request, .admin)
             let id = try PathParameter.account(context)
-            let token = try await engineCall { () async throws(TollgateError) in try await engine.createAccountToken(for: id) }
-            return JSON.response(["account": id.rawValue, "token": token], status: .created)
+            let created = try await engineCall { () async throws(TollgateError) in try await engine.createAccountToken(for: id) }
+            return JSON.response(created, status: .created)
+        }
+        router.get("/v1/accounts/:id/tokens") { request, context in
+            try await auth.require(request, .admin)
+            let id = try PathParameter.account(context)
+            return JSON.response(try await engineCall { () async throws(TollgateError) in try await engine.accountTokens(of: id) })
+        }
+        router.delete("/v1/accounts/:id/tokens") { request, context in
+            try await auth.require(request, .admin)
+            let id = try PathParameter.account(context)
+            let count = try await engineCall { () async throws(TollgateError) in try await engine.revokeAccountTokens(of: id) }
+            return JSON.response(RevokedTokens(account: id.rawValue, revoked: count))
+        }
+        // The account's own token may revoke its tokens too (signing a dashboard out).
+        router.delete("/v1/accounts/:id/tokens/:token_id") { request, context in
+            let id = try await auth.requireAdminOrAccount(request) { try PathParameter.account(context) }
+            let tokenID = try PathParameter.text(context, "token_id")
+            try await engineCall { () async throws(TollgateError) in try await engine.revokeAccountToken(tokenID, of: id) }
+            return JSON.response(["token_id": tokenID, "status": "revoked"])
         }
     }
 
@@ -160,4 +178,10 @@ struct LimitsView: Encodable {
             }
         }
     }
+}
+
+/// `DELETE /v1/accounts/{id}/tokens`: how many tokens were revoked.
+struct RevokedTokens: Encodable {
+    let account: String
+    let revoked: Int
 }

@@ -22,7 +22,8 @@ struct EventRoutes: Sendable {
             let permit = try streamPermit(for: caller)
             let resume = request.headers[HTTPField.Name("Last-Event-ID")!] ?? request.uri.queryParameters["last_event_id"].map(String.init)
             let session = AccountEventSession(engine: engine, hub: hub, account: id, resumeFrom: resume)
-            return sseResponse(request, permit: permit, filter: .init(account: id)) { subscription, send in
+            let check = tokenCheck(caller, Authenticator.bearer(request.headers[.authorization]))
+            return sseResponse(request, permit: permit, filter: .init(account: id), tokenCheck: check) { subscription, send in
                 try await session.run(subscription, send: send)
             }
         }
@@ -72,7 +73,22 @@ struct EventRoutes: Sendable {
         }
     }
 
-    /// A `text/event-stream` response running `session` until the client leaves or lags.
+    /// For a stream opened with an account token: whether that token still stands. A lookup
+    /// that fails (Redis unreachable) is no revocation; the stream carries on.
+    private func tokenCheck(_ caller: Caller, _ token: String?) -> (@Sendable () async -> Bool)? {
+        guard case .account(let id) = caller, let token else { return nil }
+        let engine = self.engine
+        return {
+            do {
+                return try await engine.account(forToken: token) == id
+            } catch {
+                return true
+            }
+        }
+    }
+
+    /// A `text/event-stream` response running `session` until the client leaves or lags, or
+    /// the account token it was opened with is revoked (`tokenCheck`).
     ///
     /// The subscription is made only once the body runs (a connection that goes before that
     /// leaves nothing behind; the permit then gives itself back when the response is freed),
@@ -82,6 +98,7 @@ struct EventRoutes: Sendable {
     /// ends the subscription and frees its slot at once.
     private func sseResponse(
         _ request: Request, permit: StreamLimiter.Permit, filter: EventHub.Filter,
+        tokenCheck: (@Sendable () async -> Bool)? = nil,
         _ session: @escaping @Sendable (EventHub.Subscription, (StreamMessage) async throws -> Void) async throws -> Void
     ) -> Response {
         let headers: HTTPFields = [
@@ -94,8 +111,10 @@ struct EventRoutes: Sendable {
             defer { subscription.cancel() }
             let out = WriterBox(writer)
             try await request.body.consumeWithCancellationOnInboundClose { _ in
-                try await cuttingOffLaggards(subscription) {
-                    try await session(subscription) { message in try await out.writer.write(message.sse) }
+                try await endingWhenRevoked(every: Engine.accountTokenRecheckInterval, tokenCheck) {
+                    try await cuttingOffLaggards(subscription) {
+                        try await session(subscription) { message in try await out.writer.write(message.sse) }
+                    }
                 }
             }
             // A lagging subscriber has had its notice; the connection goes (throwing is how a
@@ -105,12 +124,31 @@ struct EventRoutes: Sendable {
         })
     }
 
+    /// The caller of an upgrade's token, looked up only within the guessing limit (nil when
+    /// the client is at it, or the token is unknown). A known token gives its slot back; an
+    /// unknown one stays counted, as for any route (a refused upgrade never reaches them).
+    private static func lookUp(_ token: String, headers: HTTPFields, peer: String?, auth: Authenticator,
+                               guessing: TokenGuessingLimiter) async -> Caller? {
+        let attempt: TokenGuessingLimiter.Attempt?
+        do {
+            attempt = try guessing.begin(token, client: guessing.resolver.key(headers: headers, peer: peer))
+        } catch {
+            return nil
+        }
+        guard let caller = try? await auth.caller(token: token) else { return nil }
+        guessing.proved(attempt)
+        return caller
+    }
+
     /// The WebSocket upgrade for `/v1/accounts/{id}/ws`: the same stream as the SSE route,
     /// one JSON text message per event. Authenticated by `Authorization: Bearer`; resumes
-    /// from `?last_event_id=`. Anything else is not upgraded and reaches the HTTP routes.
+    /// from `?last_event_id=`. A request that is no complete upgrade reaches the HTTP routes; an
+    /// upgrade refused here (unknown token, another account, at a limit) is answered 400 by
+    /// the HTTP layer, without a body.
     static func webSocketUpgrade(
-        engine: Engine, auth: Authenticator, hub: EventHub
+        engine: Engine, auth: Authenticator, hub: EventHub, guessing: TokenGuessingLimiter
     ) -> @Sendable (HTTPRequest, any Channel, Logger) async throws -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>> {
+        let routes = EventRoutes(engine: engine, auth: auth, hub: hub)
         return { request, channel, _ in
             guard let target = request.path, let components = URLComponents(string: target) else { return .dontUpgrade }
             let parts = components.percentEncodedPath.split(separator: "/", omittingEmptySubsequences: false)
@@ -119,21 +157,27 @@ struct EventRoutes: Sendable {
                   !raw.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }),
                   let id = try? AccountID(raw),
                   let token = Authenticator.bearer(request.headerFields[.authorization]),
-                  let caller = try? await auth.caller(token: token), caller == .admin || caller == .account(id),
+                  // The guessing limit before the lookup.
+                  let caller = await Self.lookUp(token, headers: request.headerFields, peer: channel.remoteAddress?.ipAddress,
+                                                 auth: auth, guessing: guessing),
+                  caller == .admin || caller == .account(id),
                   (try? await engine.snapshot(id)) != nil,
-                  // At its limit, the request goes on to the HTTP route, which answers 429.
+                  // At its stream limit, the upgrade is refused.
                   let permit = try? hub.streamLimits.acquire(for: caller)
             else { return .dontUpgrade }
             let resume = components.queryItems?.first { $0.name == "last_event_id" }?.value
             let session = AccountEventSession(engine: engine, hub: hub, account: id, resumeFrom: resume)
+            let check = routes.tokenCheck(caller, token)
             return .upgrade([:]) { inbound, outbound, _ in
                 defer { permit.release() }
                 let subscription = hub.subscribe(.init(account: id))
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask {
-                        try await cuttingOffLaggards(subscription) {
-                            try await session.run(subscription) { message in
-                                try await outbound.write(.text(String(decoding: message.json, as: UTF8.self)))
+                        try await endingWhenRevoked(every: Engine.accountTokenRecheckInterval, check) {
+                            try await cuttingOffLaggards(subscription) {
+                                try await session.run(subscription) { message in
+                                    try await outbound.write(.text(String(decoding: message.json, as: UTF8.self)))
+                                }
                             }
                         }
                     }
@@ -143,6 +187,8 @@ struct EventRoutes: Sendable {
                     do {
                         try await group.next()
                     } catch is SubscriberLagged {
+                        channel.close(promise: nil)
+                    } catch is StreamTokenRevoked {
                         channel.close(promise: nil)
                     }
                 }

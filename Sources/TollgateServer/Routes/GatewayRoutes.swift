@@ -81,6 +81,8 @@ struct GatewayRoutes: Sendable {
     }
 
     static let failOpenHeader = HTTPField.Name("Tollgate-Fail-Open")!
+    /// How a gateway authenticates to `/v1/check` (`Authorization` carries its user's key).
+    static let serviceTokenHeader = HTTPField.Name("Tollgate-Service-Token")!
 
     /// With `--fail-open`, journals a call Redis could not decide so it can be allowed; false
     /// when it must fail closed (no fail-open, journal full, or a key this server never saw).
@@ -128,7 +130,7 @@ struct GatewayRoutes: Sendable {
     /// nginx `auth_request` / Envoy `ext_authz`: status and headers carry the decision.
     private func check(_ request: Request) async throws -> Response {
         let start = ContinuousClock.now
-        let presented = Array(APIKeySecret.hash(request.headers[HTTPField.Name("Tollgate-Service-Token")!] ?? "").utf8)
+        let presented = Array(APIKeySecret.hash(request.headers[Self.serviceTokenHeader] ?? "").utf8)
         guard Authenticator.constantTimeEquals(presented, serviceDigest) else {
             return Self.checkResponse(.unauthorized, reason: "invalid_service_token")
         }

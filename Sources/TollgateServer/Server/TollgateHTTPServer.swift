@@ -76,7 +76,8 @@ public enum TollgateHTTPServer {
         let auth = Authenticator(adminToken: configuration.tokens.admin, serviceToken: configuration.tokens.service, engine: engine)
         let router = Router(context: TollgateRequestContext.self)
         router.add(middleware: ErrorLoggingMiddleware())
-        router.add(middleware: TokenGuessingLimiter(resolver: ClientAddressResolver(trustedProxies: configuration.trustedProxies), auth: auth))
+        let guessing = TokenGuessingLimiter(resolver: ClientAddressResolver(trustedProxies: configuration.trustedProxies), auth: auth)
+        router.add(middleware: guessing)
         GatewayRoutes(engine: gateway ?? engine, auth: auth, metrics: metrics,
                       denyStatus: HTTPResponse.Status(code: configuration.denyStatus), serviceToken: configuration.tokens.service,
                       failOpen: configuration.failOpen)
@@ -90,7 +91,7 @@ public enum TollgateHTTPServer {
         DashboardRoutes(engine: engine, auth: auth).register(on: router)
         return Application(
             router: router,
-            server: .http1WebSocketUpgrade(shouldUpgrade: EventRoutes.webSocketUpgrade(engine: engine, auth: auth, hub: events)),
+            server: .http1WebSocketUpgrade(shouldUpgrade: EventRoutes.webSocketUpgrade(engine: engine, auth: auth, hub: events, guessing: guessing)),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "tollgate",
                                  availableConnectionsDelegate: MaximumAvailableConnections(configuration.maximumConnections)),
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? configuration.port) },

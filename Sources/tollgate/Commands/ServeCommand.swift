@@ -177,7 +177,7 @@ struct ServeCommand: AsyncParsableCommand {
         try await engine.setPrice(try PriceKey(meter: "tokens.output"), try Price(price: try Money(parsing: "0.6"), per: 1_000_000))
         let key = try await engine.createKey(for: id)
         let token = try await engine.createAccountToken(for: id)
-        return Demo(secret: key.secret, accountToken: token)
+        return Demo(secret: key.secret, accountToken: token.token)
     }
 
     private static func paymentsConfiguration(_ settings: [String: String]) throws(TollgateError) -> PaymentsConfiguration {
@@ -193,18 +193,27 @@ struct ServeCommand: AsyncParsableCommand {
         var lines = ["tollgate listening on \(base) (redis: \(redis))"]
         for name in tokens.generated {
             let value = name == "admin" ? tokens.admin : tokens.service
-            lines.append("\(name) token: \(value)  (kept in \(dataDirectory.appendingPathComponent("\(name).token").path))")
+            lines.append("\(name) token: \(value)  (kept in \(ServerTokens.file(name, in: dataDirectory).path); printed only now)")
+        }
+        for name in tokens.stored {
+            lines.append("\(name) token kept in \(ServerTokens.file(name, in: dataDirectory).path)")
+        }
+        // The curl lines show a token only where this start printed it anyway.
+        func shown(_ name: String, _ value: String) -> String {
+            if tokens.generated.contains(name) { return value }
+            if tokens.stored.contains(name) { return "$(cat '\(ServerTokens.file(name, in: dataDirectory).path)')" }
+            return "<\(name) token>"
         }
         if let demo {
             lines += [
                 "",
                 "demo account 'demo' with 25 credits; API key \(demo.secret); dashboard token \(demo.accountToken)",
                 "",
-                "  curl -s \(base)/v1/authorize -H 'Authorization: Bearer \(tokens.service)' \\",
+                "  curl -s \(base)/v1/authorize -H \"Authorization: Bearer \(shown("service", tokens.service))\" \\",
                 "       -d '{\"key\": \"\(demo.secret)\", \"request_id\": \"req-1\", \"usage\": [{\"meter\": \"tokens.input\", \"quantity\": 1200}]}'",
-                "  curl -s \(base)/v1/check -H 'Tollgate-Service-Token: \(tokens.service)' -H 'X-Api-Key: \(demo.secret)' -H 'X-Request-Id: req-2' -i",
+                "  curl -s \(base)/v1/check -H \"Tollgate-Service-Token: \(shown("service", tokens.service))\" -H 'X-Api-Key: \(demo.secret)' -H 'X-Request-Id: req-2' -i",
                 "  curl -s \(base)/v1/accounts/demo -H 'Authorization: Bearer \(demo.accountToken)'",
-                "  curl -s \(base)/v1/accounts/demo/ledger -H 'Authorization: Bearer \(tokens.admin)'",
+                "  curl -s \(base)/v1/accounts/demo/ledger -H \"Authorization: Bearer \(shown("admin", tokens.admin))\"",
                 "  curl -s \(base)/metrics",
             ]
         }
