@@ -70,6 +70,8 @@ struct FaultTests {
 
             struct Answer { let id: String; let status: Int; let code: String?; let allowed: Bool?; let latency: Duration; let phase: Int }
             let phase = Phase()
+            // Allowed answers in a row since Redis came back (phase 2).
+            let recovered = Phase()
             let traffic = Task { () -> [Answer] in
                 var answers: [Answer] = []
                 var n = 0
@@ -81,6 +83,7 @@ struct FaultTests {
                     let response = try await s.service("POST", "/v1/authorize", ["account": "probe", "request_id": id, "usage": usage])
                     answers.append(Answer(id: id, status: response.status, code: response.errorCode,
                                           allowed: response.value["allowed"]?.bool, latency: start.duration(to: .now), phase: current))
+                    if current == 2 { recovered.set(response.status == 200 ? recovered.value + 1 : 0) }
                 }
                 return answers
             }
@@ -90,7 +93,10 @@ struct FaultTests {
             try await Task.sleep(for: .seconds(2))
             s.redis.signal(SIGCONT)
             phase.set(2)
-            try await Task.sleep(for: .seconds(2))
+            // Until five calls in a row are allowed again; the bound only catches a hang (a
+            // loaded machine may take a while to reconnect).
+            let deadline = ContinuousClock.now + .seconds(60)
+            while recovered.value < 5, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
             phase.set(3)
             let answers = try await traffic.value
 

@@ -8,11 +8,11 @@ import TollgateRedis
 /// Fans the `tg:events` channel out to this process's stream subscribers.
 ///
 /// One Redis subscription per process feeds every subscriber. Handing an event to a
-/// subscriber never waits: each subscriber has a bounded buffer, and one whose buffer is full
-/// is marked lagging and its stream ended, so a slow or stuck subscriber costs nothing but its
-/// own buffer, and decisions (which only `PUBLISH` inside Redis) never wait for anyone. When
-/// the Redis subscription is lost and comes back, every subscriber is told (`.gap`) so it can
-/// catch up from the ledger.
+/// subscriber never waits: each subscriber has a bounded buffer, and one whose buffer its own
+/// events fill is marked lagging and its stream ended, so a slow or stuck subscriber costs
+/// nothing but its own buffer, and decisions (which only `PUBLISH` inside Redis) never wait
+/// for anyone. When the Redis subscription is lost and comes back, or drops messages, every
+/// subscriber is told (`.gap`) so it can catch up from the ledger.
 public final class EventHub: Service, Sendable {
     /// What a subscriber's stream carries.
     enum Item: Sendable {
@@ -34,33 +34,84 @@ public final class EventHub: Service, Sendable {
 
         func matches(_ event: AccountEvent) -> Bool {
             if let account, account != event.account { return false }
-            if !accountPrefix.isEmpty && !event.account.rawValue.hasPrefix(accountPrefix) { return false }
+            if !accountPrefix.isEmpty && !event.account.rawValue.utf8.starts(with: accountPrefix.utf8) { return false }
             return kinds.isEmpty || kinds.contains(event.kind.description)
         }
     }
 
     /// One subscriber's end: its stream of items, and whether it fell behind.
+    ///
+    /// Only the subscriber's own events can fill its buffer: a gap or a heartbeat waits in it
+    /// at most once (another, while one waits, adds nothing: the one gap's catch-up from the
+    /// ledger covers both). Drops of the Redis subscription under a flood of other accounts'
+    /// events are each a gap for every subscriber; before, they piled up in a calm
+    /// subscriber's buffer, behind a slow catch-up, until it was cut as lagging though it had
+    /// missed none of its own events.
     final class Subscription: Sendable {
         let id: UInt64
         let filter: Filter
-        let items: AsyncStream<Item>
+        private let stream: AsyncStream<Item>
         fileprivate let continuation: AsyncStream<Item>.Continuation
         private let lagState = Mutex<(lagged: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+        /// A gap, a heartbeat, waiting in the buffer.
+        private let gapWaiting = Atomic<Bool>(false)
+        private let heartbeatWaiting = Atomic<Bool>(false)
 
         fileprivate init(id: UInt64, filter: Filter, bufferSize: Int) {
             self.id = id
             self.filter = filter
-            (items, continuation) = AsyncStream.makeStream(of: Item.self, bufferingPolicy: .bufferingOldest(bufferSize))
+            (stream, continuation) = AsyncStream.makeStream(of: Item.self, bufferingPolicy: .bufferingOldest(bufferSize))
+        }
+
+        /// What the subscriber takes, in order (one consumer).
+        var items: Items { Items(subscription: self) }
+
+        /// The subscription's items; taking a gap or a heartbeat lets the next one be queued.
+        struct Items: AsyncSequence, Sendable {
+            typealias Element = Item
+            fileprivate let subscription: Subscription
+
+            struct AsyncIterator: AsyncIteratorProtocol {
+                fileprivate var base: AsyncStream<Item>.AsyncIterator
+                fileprivate let subscription: Subscription
+
+                mutating func next() async -> Item? {
+                    guard let item = await base.next() else { return nil }
+                    switch item {
+                    case .gap: subscription.gapWaiting.store(false, ordering: .sequentiallyConsistent)
+                    case .heartbeat: subscription.heartbeatWaiting.store(false, ordering: .sequentiallyConsistent)
+                    case .event: break
+                    }
+                    return item
+                }
+            }
+
+            func makeAsyncIterator() -> AsyncIterator {
+                AsyncIterator(base: subscription.stream.makeAsyncIterator(), subscription: subscription)
+            }
         }
 
         /// Whether the buffer overflowed (the stream then ends after what it holds).
         var lagged: Bool { lagState.withLock { $0.lagged } }
 
-        /// Hands over an item without waiting; a full buffer marks the subscriber lagging.
+        /// Hands over an item without waiting. A buffer full of the subscriber's own events
+        /// marks it lagging; a heartbeat that does not fit is skipped.
         fileprivate func offer(_ item: Item) -> Offer {
+            switch item {
+            case .gap:
+                guard !gapWaiting.exchange(true, ordering: .sequentiallyConsistent) else { return .delivered }
+            case .heartbeat:
+                guard !heartbeatWaiting.exchange(true, ordering: .sequentiallyConsistent) else { return .delivered }
+            case .event:
+                break
+            }
             switch continuation.yield(item) {
             case .enqueued: return .delivered
             case .dropped:
+                if case .heartbeat = item {
+                    heartbeatWaiting.store(false, ordering: .sequentiallyConsistent)
+                    return .delivered
+                }
                 let (first, waiters) = lagState.withLock { state -> (Bool, [CheckedContinuation<Void, Never>]) in
                     guard !state.lagged else { return (false, []) }
                     state.lagged = true
@@ -76,7 +127,7 @@ public final class EventHub: Service, Sendable {
 
         fileprivate enum Offer { case delivered, lagged, gone }
 
-        /// Returns once the subscriber is lagging (or the calling task is cancelled).
+        /// Returns once the subscriber is lagging or cancelled.
         func waitUntilLagged() async {
             await withCheckedContinuation { (waiter: CheckedContinuation<Void, Never>) in
                 let already = lagState.withLock { state -> Bool in
@@ -259,7 +310,7 @@ public final class EventHub: Service, Sendable {
         }
     }
 
-    private func dispatch(_ event: AccountEvent) {
+    func dispatch(_ event: AccountEvent) {
         let targets = registry.withLock { registry -> [Subscription] in
             var targets: [Subscription] = []
             if let own = registry.byAccount[event.account] { targets.append(contentsOf: own.values) }
@@ -279,7 +330,7 @@ public final class EventHub: Service, Sendable {
         if count > 0 { delivered.increment(by: count) }
     }
 
-    private func broadcast(_ item: Item) {
+    func broadcast(_ item: Item) {
         let all = registry.withLock { registry in
             registry.firehose.values.map { $0 } + registry.byAccount.values.flatMap { $0.values }
         }
