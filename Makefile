@@ -6,7 +6,7 @@ export PATH := $(PATH):/opt/swift/usr/bin
 DATA_DIR   ?= .tollgate
 PORT       ?= 8080
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := redis-server redis-tools libhiredis-dev pkg-config nginx-light chromium chromium-driver python3-selenium
+APT_PACKAGES := redis-server redis-tools libhiredis-dev pkg-config nginx-light chromium chromium-driver python3-selenium zbar-tools
 
 .PHONY: cluster cluster-stop cluster-demo run test deps build release bench bench-check bench-thresholds compare compare-debit lua-cost http-bench report-memory stream-bench soak clean
 
