@@ -6,9 +6,9 @@ export PATH := $(PATH):/opt/swift/usr/bin
 DATA_DIR   ?= .tollgate
 PORT       ?= 8080
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := redis-server redis-tools libhiredis-dev pkg-config nginx-light chromium chromium-driver python3-selenium zbar-tools
+APT_PACKAGES := redis-server redis-tools libhiredis-dev pkg-config nginx-light chromium chromium-driver python3-selenium zbar-tools python3-venv
 
-.PHONY: cluster cluster-stop cluster-demo run test deps build release bench bench-check bench-thresholds compare compare-debit lua-cost http-bench report-memory stream-bench soak clean
+.PHONY: cluster cluster-stop cluster-demo run test deps test-deps build release bench bench-check bench-thresholds compare compare-debit lua-cost http-bench report-memory stream-bench soak clean
 
 ## deps: install the Debian packages Tollgate builds and tests with, if any is missing.
 deps:
@@ -18,6 +18,14 @@ deps:
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
+
+## test-deps: what only the tests use beyond Debian's packages: schemathesis (PyPI, pinned),
+## in its own virtual environment under .build-schemathesis.
+SCHEMATHESIS_VERSION := 4.32.5
+test-deps: deps
+	@[ -x .build-schemathesis/bin/schemathesis ] || { \
+	  echo "installing schemathesis $(SCHEMATHESIS_VERSION) (PyPI) into .build-schemathesis"; \
+	  python3 -m venv .build-schemathesis && .build-schemathesis/bin/pip install -q "schemathesis==$(SCHEMATHESIS_VERSION)"; }
 
 build: deps
 	$(SWIFT) build
@@ -32,7 +40,7 @@ run: release
 
 ## test: the whole suite, against real redis-server processes the tests start; then the engine
 ## and HTTP suites again on local Redis Clusters (3 primaries, 3 replicas; TOLLGATE_TEST_REDIS=cluster).
-test: deps
+test: test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --skip TollgateLoadTestTests
 	# The load tests measure a machine under load: they run on their own, after the rest.
