@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TollgateRedis
 import TollgateTestSupport
 
 /// Every error status with its JSON body `{"error": {"code", "message"}}`.
@@ -181,6 +182,24 @@ struct ErrorTests {
             Self.expectError(try await s.admin("GET", "/v1/accounts/big"), 404, "account_not_found")
             // The server is still fine.
             #expect(try await s.http.send("GET", "/healthz").status == 200)
+        }
+    }
+
+    @Test("readiness says lua_mismatch when Redis runs other Lua, from the library's fingerprint",
+          .enabled(if: !TestRedis.isCluster, "replaces the one Redis's library"))
+    func readinessSeesOtherLua() async throws {
+        try await E2EServer.with { s in
+            #expect(try await s.http.send("GET", "/readyz").value == ["status": "ready"])
+            let redis = s.redis.client(connections: 1)
+            defer { redis.close() }
+            // Another library under the same name, with a fingerprint function answering wrongly.
+            var load = RedisCommand("FUNCTION")
+            for word in ["LOAD", "REPLACE", "#!lua name=tollgate\nredis.register_function{function_name = 'library_fingerprint', flags = {'no-writes'}, callback = function() return 'other' end}\n"] {
+                load.append(word)
+            }
+            _ = try await redis.send(load)
+            let readiness = try await s.http.send("GET", "/readyz")
+            #expect(readiness.status == 503 && readiness.value == ["status": "lua_mismatch"], "\(readiness)")
         }
     }
 

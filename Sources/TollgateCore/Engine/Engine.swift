@@ -48,11 +48,15 @@ public struct Engine: Sendable {
 
     /// Whether Redis runs exactly the Lua of this build.
     public func luaMatchesRepository() async throws(TollgateError) -> Bool {
+        // One small read-only call per primary: the library's own fingerprint. A library
+        // without the function (an older one) answers an error reply: not this library.
+        let replies: [RESPValue]
         do {
-            return try await redis.loadedCode(of: TollgateLua.library) == TollgateLua.library.code
+            replies = try await redis.sendToEveryPrimary(.fcall("library_fingerprint", keys: [], arguments: []))
         } catch {
             throw TollgateError(error)
         }
+        return replies.allSatisfy { $0.string == TollgateLua.fingerprint }
     }
 
     // MARK: Accounts

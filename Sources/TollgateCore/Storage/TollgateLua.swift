@@ -11,6 +11,10 @@ public enum TollgateLua {
         }
     }()
 
+    /// What the library's `library_fingerprint` function answers: a hash of the whole library,
+    /// so one small call tells whether Redis runs exactly this one.
+    public static var fingerprint: String { EmbeddedLua.fingerprint }
+
     /// The `lua/` files the library was built from, in order.
     public static var files: [String] { EmbeddedLua.files }
 }

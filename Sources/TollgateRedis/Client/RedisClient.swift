@@ -89,6 +89,18 @@ public final class RedisClient: Sendable {
         }
     }
 
+    /// Sends `command` to this server, or on a cluster to every primary; the replies in order,
+    /// error replies included (a connection failure still throws).
+    public func sendToEveryPrimary(_ command: RedisCommand) async throws(RedisError) -> [RESPValue] {
+        switch backend {
+        case .node: return [try await sendReturningErrors(command)]
+        case .cluster(let cluster):
+            var replies: [RESPValue] = []
+            for (_, client) in try await cluster.primaryClients() { replies.append(try await client.sendReturningErrors(command)) }
+            return replies
+        }
+    }
+
     /// Every key matching `pattern` (`SCAN ... MATCH`), over every primary on a cluster. A key
     /// that moves between nodes while the scan runs may be reported by both; it is listed once.
     public func scanKeys(matching pattern: String, count: Int = 1000) async throws(RedisError) -> [String] {
