@@ -1,5 +1,6 @@
 -- Accounts. KEYS of every account step, in this order:
---   1 acct     hash: status, balance, held, credit_limit, created, lms (last ledger ms), hseq,
+--   1 acct     hash: status, balance, held, credit_limit, created, lms and lseq (the last entry
+--              id of the ledger and payment history, next_entry_id), hseq,
 --              promo (the promotional part of balance), gseq, gnext (soonest grant expiry),
 --              limits and their state (30_limits.lua), carries (40_pricing.lua), and each
 --              API key's fields under 'k:<key id>:'
@@ -25,7 +26,7 @@ local function account_keys(keys)
 end
 
 local function load_account(k)
-  local f = redis.call('HMGET', k.acct, 'status', 'balance', 'held', 'credit_limit', 'lms', 'hseq', 'promo', 'gnext')
+  local f = redis.call('HMGET', k.acct, 'status', 'balance', 'held', 'credit_limit', 'lms', 'hseq', 'promo', 'gnext', 'lseq')
   if not f[1] then
     fail('account_not_found', 'no such account')
   end
@@ -38,7 +39,26 @@ local function load_account(k)
     hseq = tonumber(f[6] or '0'),
     promo = tonumber(f[7] or '0'),
     gnext = tonumber(f[8] or ''),
+    lseq = tonumber(f[9] or ''),
   }
+end
+
+-- The id of the next entry in the account's streams: the ledger and the payment history
+-- share one sequence (a credit entry is copied to both under its ledger id; a deposit's note
+-- is written to the payment history only). At the engine's time, or, when the clock is not
+-- past the last id, at the last id's ms with the next sequence number: ids always increase
+-- and never run ahead of the clock by more than the clock fell behind. 'lseq' is the last
+-- sequence used at 'lms'; an account written before it was kept has none and moves on to
+-- the next ms once.
+local function next_entry_id(k, a, now)
+  local ms, seq = now, 0
+  if a.lms >= now then
+    ms = a.lms
+    if a.lseq then seq = a.lseq + 1 else ms = a.lms + 1 end
+  end
+  a.lms, a.lseq = ms, seq
+  redis.call('HSET', k.acct, 'lms', fmt(ms), 'lseq', fmt(seq))
+  return fmt(ms) .. '-' .. fmt(seq)
 end
 
 local function available(a)
@@ -88,8 +108,6 @@ end
 -- fields (ref, expires, flag). From the same step it keeps the usage aggregates and the
 -- payment history, and announces the change (05_events.lua).
 local function append_ledger(k, a, now, kind, amount, held_delta, request_id, hold_seq, usage, extra)
-  local ms = now
-  if a.lms > ms then ms = a.lms end
   local fields = {
     'kind', kind, 'amount', fmt(amount), 'balance', fmt(a.balance), 'held', fmt(a.held),
     'held_delta', fmt(held_delta), 'time', fmt(now), 'request_id', request_id or '',
@@ -103,9 +121,7 @@ local function append_ledger(k, a, now, kind, amount, held_delta, request_id, ho
   if extra then
     for _, v in ipairs(extra) do fields[#fields + 1] = v end
   end
-  local id = redis.call('XADD', k.ledger, fmt(ms) .. '-*', unpack(fields))
-  a.lms = ms
-  redis.call('HSET', k.acct, 'lms', fmt(ms))
+  local id = redis.call('XADD', k.ledger, next_entry_id(k, a, now), unpack(fields))
   if USAGE_KINDS[kind] then
     aggregate_usage(k, -amount, usage)
   elseif PAYMENT_KINDS[kind] or (kind == 'expire' and amount ~= 0) then

@@ -146,14 +146,14 @@ end)
 -- not change). Ids stay above every ledger id so far, and the next ledger entry goes to the
 -- next millisecond, so a ledger id copied into the history can never meet a note's id.
 local function note_deposit(k, a, now, id, status)
-  local ms = now
-  if a.lms > ms then ms = a.lms end
-  redis.call('XADD', k.payments, fmt(ms) .. '-*', 'kind', 'deposit', 'amount', '0', 'balance', fmt(a.balance),
+  redis.call('XADD', k.payments, next_entry_id(k, a, now), 'kind', 'deposit', 'amount', '0', 'balance', fmt(a.balance),
     'held', fmt(a.held), 'held_delta', '0', 'time', fmt(now), 'request_id', 'deposit:' .. id, 'hold', '',
     'ref', id, 'status', status)
-  a.lms = ms + 1
-  redis.call('HSET', k.acct, 'lms', fmt(ms + 1))
 end
+
+-- An account may start at most this many deposits in a rolling 24 hours: each leaves a
+-- record for good and waits on its provider, so an account token cannot flood Redis.
+local DEPOSITS_PER_DAY = 100
 
 -- deposit_create(deposit_id, credits, token, token_amount, provider, network, address)
 -- A pending deposit, kept in the account's slot: hash 'dep:<id>' and the 'deposits' index.
@@ -168,6 +168,9 @@ redis.register_function('deposit_create', function(keys, args)
   if a.status == 'closed' then return denied(a, 'account_closed') end
   local key = k.base .. 'dep:' .. id
   if redis.call('EXISTS', key) == 1 then fail('deposit_exists', 'this deposit id is taken') end
+  if redis.call('ZCOUNT', k.deposits, fmt(now - 86400000), '+inf') >= DEPOSITS_PER_DAY then
+    fail('too_many_deposits', 'at most ' .. DEPOSITS_PER_DAY .. ' deposits may be started in 24 hours')
+  end
   redis.call('HSET', key, 'status', 'pending', 'credits', fmt(credits), 'token', token,
     'token_amount', token_amount, 'provider', provider, 'network', network, 'address', address, 'created', fmt(now))
   redis.call('ZADD', k.deposits, fmt(now), id)

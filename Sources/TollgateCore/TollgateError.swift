@@ -37,6 +37,8 @@ extension ErrorCode where Family == TollgateError {
     public static var depositNotFound: Self { Self("deposit_not_found") }
     /// A deposit id was taken.
     public static var depositExists: Self { Self("deposit_exists") }
+    /// The account started as many deposits in 24 hours as it may (`lua/55_billing.lua`).
+    public static var tooManyDeposits: Self { Self("too_many_deposits") }
     /// The ledger changed before the archive's cut after it was exported; nothing removed.
     public static var archiveMismatch: Self { Self("archive_mismatch") }
     /// The asked range starts before entries that were archived out of Redis.

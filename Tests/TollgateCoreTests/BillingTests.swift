@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import TollgateCore
+@testable import TollgateCore
 import TollgateRedis
 
 @Suite("Billing: coupons, grants with expiry, deposits, history, usage, reports, archive")
@@ -293,7 +293,7 @@ struct BillingTests {
                 var usageCharges: Int64 = 0
                 try await f.engine.forEachLedgerPage(of: report, pageSize: 37) { page in
                     for entry in page {
-                        totals.add(entry)
+                        try totals.add(entry)
                         if [.debit, .capture, .refund].contains(entry.kind) { usageCharges -= entry.amount.micros }
                     }
                 }
@@ -333,5 +333,53 @@ struct BillingTests {
         // Archiving again finds nothing more before the cut.
         #expect(try await f.engine.archiveLedger(id, before: cut) { _ in }.entries == 0)
     }
-}
 
+    @Test("a flood of deposits at one instant keeps ledger and payment ids on the clock, in order")
+    func depositFloodKeepsIdsOnTheClock() async throws {
+        let f = try await EngineFixture()
+        let id = try await f.account("flood", balance: "5")
+        let now = f.clock.nowMilliseconds()
+        for _ in 0..<200 {
+            _ = try await f.engine.createDeposit(id, credits: money("1"), token: "USDT", tokenAmount: "1", provider: "moonpay",
+                                                 network: "TRON", address: "TAddr1")
+        }
+        let debit = try await f.engine.debit(id, amount: money("1"), requestID: request("after-flood"))
+        // Each deposit used to push the account's ids 1 ms ahead: this debit was filed 200 ms late.
+        let entryMs = Int64(try #require(debit.entryID?.split(separator: "-").first.flatMap { Int64($0) }))
+        #expect(entryMs == now, "the debit's entry \(debit.entryID ?? "") is not at the clock's \(now)")
+        let history = try await f.engine.payments(id, limit: 1000)
+        let ids = history.entries.map(\.id)
+        #expect(ids.count == 201, "\(ids.count) payment entries")
+        let keys = ids.map { id -> [Int64] in id.split(separator: "-").map { Int64($0)! } }
+        #expect(keys.allSatisfy { $0[0] == now }, "every entry at the clock's ms")
+        #expect(Set(ids).count == ids.count)
+        // The clock moves on: the next entry is at the new time, sequence 0.
+        f.clock.advance(by: .milliseconds(5))
+        let later = try await f.engine.debit(id, amount: money("1"), requestID: request("later"))
+        #expect(later.entryID == "\(now + 5)-0")
+    }
+
+    @Test("aggregates whose sum leaves Int64 give amount_out_of_range, never a crash")
+    func usageSumsAreOverflowSafe() async throws {
+        let f = try await EngineFixture()
+        let id = try await f.account("huge")
+        // Two whole months whose stored quantities (each a valid Int64) add up beyond Int64.
+        let from = Engine.monthStart(SpendPeriods(milliseconds: f.clock.nowMilliseconds()).month - 3)
+        let to = Engine.monthStart(SpendPeriods(milliseconds: f.clock.nowMilliseconds()).month - 1)
+        let buckets = try Engine.usageBuckets(from: from, to: to, finest: nil)
+        try #require(buckets.count == 2 && buckets.allSatisfy { $0.granularity == "m" })
+        for bucket in buckets {
+            _ = try await f.engine.redis.send("HSET", AccountKeys(id).usage("m", bucket.period), "q|api_call||", String(Int64.max / 2 + 1))
+        }
+        do {
+            _ = try await f.engine.usage(id, from: from, to: to, by: UsageGrouping(dimensions: [.meter]))
+            Issue.record("the sum beyond Int64 was not refused")
+        } catch {
+            #expect(error.code == .amountOutOfRange, "\(error)")
+        }
+        // One of them alone still reads.
+        let one = try await f.engine.usage(id, from: from, to: Engine.monthStart(SpendPeriods(milliseconds: from).month + 1),
+                                           by: UsageGrouping(dimensions: [.meter]))
+        #expect(one.totalQuantity == Int64.max / 2 + 1)
+    }
+}

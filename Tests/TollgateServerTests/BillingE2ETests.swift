@@ -114,6 +114,30 @@ struct BillingE2ETests {
         }
     }
 
+    @Test("an account token starts at most 100 deposits in 24 hours: the 101st is 429 and leaves nothing behind",
+          .enabled(if: !TestRedis.isCluster, "counts the keys of the one Redis"))
+    func depositsAreCapped() async throws {
+        try await E2EServer.with(environment: Self.environment) { s in
+            try await s.account("flooder")
+            let token = try await s.accountToken(for: "flooder")
+            let body: [String: Any] = ["amount": "1", "token": "USDT", "provider": "moonpay"]
+            for n in 0..<100 {
+                let made = try await s.request("POST", "/v1/accounts/flooder/deposits", token: token, body)
+                #expect(made.status == 201, "deposit \(n): \(made)")
+            }
+            let redis = s.testRedis.client(connections: 1)
+            defer { redis.close() }
+            let keysBefore = try await redis.send("DBSIZE").int64
+            let refused = try await s.request("POST", "/v1/accounts/flooder/deposits", token: token, body)
+            #expect(refused.status == 429 && refused.errorCode == "too_many_deposits", "\(refused)")
+            // No record, no history entry, not even the deposit-id index the call reserved first.
+            let deposits = try await s.request("GET", "/v1/accounts/flooder/deposits", token: token).value["deposits"]?.array ?? []
+            #expect(deposits.count == 100)
+            let keysAfter = try await redis.send("DBSIZE").int64
+            #expect(keysAfter == keysBefore, "keys before \(String(describing: keysBefore)), after \(String(describing: keysAfter))")
+        }
+    }
+
     @Test("coupons over HTTP: the operator creates codes, the account holder redeems; reasons and guessing limits; history, usage and a CSV report that reconciles")
     func couponsHistoryReports() async throws {
         try await E2EServer.with(environment: Self.environment) { s in

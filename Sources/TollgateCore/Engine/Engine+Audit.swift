@@ -77,8 +77,8 @@ extension Engine {
         while !lastID.isEmpty {
             let page = try await ledgerForward(id, after: after, through: lastID, count: 1000)
             for entry in page {
-                runningBalance += entry.amount.micros
-                runningHeld += entry.heldDelta.micros
+                try runningBalance.addStored(entry.amount.micros, "the ledger's sum")
+                try runningHeld.addStored(entry.heldDelta.micros, "the ledger's held sum")
                 if let problem = refunds.add(entry), problems.count < 20 { problems.append(problem) }
                 if problems.count < 20 {
                     if entry.balance.micros != runningBalance {

@@ -19,14 +19,25 @@ extension Engine {
         network: String, address: String, depositID: DepositID = .random()
     ) async throws(TollgateError) -> Deposit {
         guard credits.isPositive else { throw TollgateError(.invalidAmount, "a deposit must be a positive amount") }
-        // The index first: a deposit never exists without it (a dangling index is harmless).
+        // The index first: a deposit never exists without it. A refused deposit takes its index
+        // back, so refusals (over the daily cap, a closed account) leave nothing behind; one
+        // left by a crash in between is harmless (it names no record).
         guard try await send(RedisCommand(["SET", depositID.indexKey, id.rawValue, "NX"])).string == "OK" else {
             throw TollgateError(.depositExists, "this deposit id is taken")
         }
-        let decision = try await step("deposit_create", id, nil, [
-            depositID.rawValue, String(credits.micros), token, tokenAmount, provider, network, address,
-        ])
-        if let reason = decision.reason { throw TollgateError(TollgateError.Code(reason.rawValue), reason.explanation) }
+        let decision: Decision
+        do {
+            decision = try await step("deposit_create", id, nil, [
+                depositID.rawValue, String(credits.micros), token, tokenAmount, provider, network, address,
+            ])
+        } catch {
+            if error.code != .redisUnavailable { _ = try? await send(RedisCommand(["DEL", depositID.indexKey])) }
+            throw error
+        }
+        if let reason = decision.reason {
+            _ = try? await send(RedisCommand(["DEL", depositID.indexKey]))
+            throw TollgateError(TollgateError.Code(reason.rawValue), reason.explanation)
+        }
         return try await deposit(depositID, account: id)
     }
 

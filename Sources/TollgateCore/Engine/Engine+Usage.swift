@@ -59,11 +59,11 @@ extension Engine {
                 }
                 key.periodStart = grouping.period.map { Self.periodStart(of: bucket.start, $0) }
                 if parts[0] == "c" {
-                    sums[key, default: (0, 0)].amount += number
-                    totalAmount += number
+                    try sums[key, default: (0, 0)].amount.addStored(number, "the usage amount")
+                    try totalAmount.addStored(number, "the usage amount")
                 } else {
-                    sums[key, default: (0, 0)].quantity += number
-                    totalQuantity += number
+                    try sums[key, default: (0, 0)].quantity.addStored(number, "the usage quantity")
+                    try totalQuantity.addStored(number, "the usage quantity")
                 }
             }
         }

@@ -20,16 +20,27 @@ public struct TransactionReport: Sendable {
         /// Totals of nothing yet, starting from the report's opening balance.
         public init(opening: Money) { closing = opening.micros }
 
-        /// Adds one entry.
-        public mutating func add(_ entry: LedgerEntry) {
-            if entry.amount.micros > 0 { credits += entry.amount.micros } else { debits -= entry.amount.micros }
+        /// Adds one entry; `amount_out_of_range` when the totals would leave what Int64 holds.
+        public mutating func add(_ entry: LedgerEntry) throws(TollgateError) {
+            if entry.amount.micros > 0 {
+                try credits.addStored(entry.amount.micros, "the report's credits")
+            } else {
+                try debits.addStored(-entry.amount.micros, "the report's debits")
+            }
             entries += 1
             closing = entry.balance.micros
         }
 
         /// opening + credits − debits = closing, the check every report passes.
         public func reconciles(opening: Money) -> Bool {
-            opening.micros + credits - debits == closing
+            var sum = opening.micros
+            do {
+                try sum.addStored(credits)
+                try sum.addStored(-debits)
+            } catch {
+                return false
+            }
+            return sum == closing
         }
     }
 

@@ -48,6 +48,7 @@ extension APIError {
         case .invalidAmount, .invalidArgument, .amountOutOfRange: status = .badRequest
         case .accountNotFound, .keyNotFound, .depositNotFound, .tokenNotFound: status = .notFound
         case .accountExists, .idempotencyConflict, .accountClosed, .depositExists, .archiveMismatch, .rangeArchived: status = .conflict
+        case .tooManyDeposits: status = .tooManyRequests
         case .redisUnavailable:
             // Redis did not answer in time: the decision fails closed, and was not charged
             // (the engine voids it). The gateway may retry with a new request id.

@@ -155,7 +155,7 @@ struct BillingRoutes: Sendable {
                 } else {
                     chunk += (totals.entries == 0 ? "" : ",") + String(decoding: JSON.encode(entry), as: UTF8.self)
                 }
-                totals.add(entry)
+                try totals.add(entry)
             }
             if !chunk.isEmpty { try await writer.write(ByteBuffer(string: chunk)) }
             guard page.count == 1000, let last = page.last else { break }

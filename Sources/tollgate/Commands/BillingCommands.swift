@@ -186,7 +186,7 @@ struct StatementCommand: AsyncParsableCommand {
                 } else {
                     chunk += "\(entry.id)  \(Timestamp.iso8601(milliseconds: entry.time))  \(entry.kind.rawValue.padding(toLength: 10, withPad: " ", startingAt: 0)) amount=\(entry.amount) balance=\(entry.balance)\n"
                 }
-                totals.add(entry)
+                try totals.add(entry)
             }
             output.write(Data(chunk.utf8))
         }
