@@ -88,6 +88,18 @@ local PAYMENT_KINDS = { topup = true, deposit = true, coupon = true, grant = tru
 
 -- Adds a usage charge (cost in micro-credits, quantity) to the account's aggregates of the
 -- current hour, day and month, so a breakdown reads O(groups), never the ledger.
+-- Adds to one aggregate field. The aggregates are reports, not money: a field that would
+-- leave Redis's 64-bit integers (quantities near 2^53 of a free meter, piling up) stays at
+-- the bound instead of failing the step, which has written its ledger entry and debit
+-- already (Redis does not roll a function back). No extra call unless it overflows.
+local AGGREGATE_BOUND = '9223372036854775807'
+local function add_to_aggregate(key, field, delta)
+  local done = redis.pcall('HINCRBY', key, field, fmt(delta))
+  if type(done) == 'table' and done.err then
+    redis.call('HSET', key, field, (delta < 0 and '-' or '') .. AGGREGATE_BOUND)
+  end
+end
+
 local function aggregate_usage(k, cost, usage)
   local group = '||'
   local quantity = 0
@@ -97,8 +109,8 @@ local function aggregate_usage(k, cost, usage)
   end
   local p = current_periods
   for _, bucket in ipairs({ 'u:h:' .. fmt(p.h), 'u:d:' .. fmt(p.d), 'u:m:' .. fmt(p.m) }) do
-    redis.call('HINCRBY', k.base .. bucket, 'c|' .. group, fmt(cost))
-    if quantity ~= 0 then redis.call('HINCRBY', k.base .. bucket, 'q|' .. group, fmt(quantity)) end
+    add_to_aggregate(k.base .. bucket, 'c|' .. group, cost)
+    if quantity ~= 0 then add_to_aggregate(k.base .. bucket, 'q|' .. group, quantity) end
   end
 end
 

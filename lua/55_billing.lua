@@ -73,6 +73,7 @@ end)
 redis.register_function('coupon_claim', function(keys, args)
   local now = integer_arg(args[1], 'now', 0, MAX_AMOUNT)
   local account_id, closed = args[2], args[3] == '1'
+  if type(account_id) ~= 'string' or account_id == '' then fail('invalid_argument', 'the account id is missing') end
   local c = redis.call('HMGET', keys[1], 'amount', 'max', 'count', 'expires', 'account', 'credit_expires')
   if not c[1] or (c[5] ~= '' and c[5] ~= account_id) then return { 'invalid', '0', '0' } end
   if redis.call('SISMEMBER', keys[2], account_id) == 1 then return { 'reclaimed', c[1], c[6] } end
@@ -86,6 +87,7 @@ end)
 
 -- coupon_unclaim(account_id): KEYS as coupon_claim. Gives back a claim that was never credited.
 redis.register_function('coupon_unclaim', function(keys, args)
+  if type(args[1]) ~= 'string' or args[1] == '' then fail('invalid_argument', 'the account id is missing') end
   if redis.call('SREM', keys[2], args[1]) == 1 then redis.call('HINCRBY', keys[1], 'count', -1) end
   return 'OK'
 end)
@@ -102,6 +104,10 @@ redis.register_function('coupon_credit', function(keys, args)
   local window = integer_arg(args[12], 'window_ms', 1, MAX_TTL_MS)
   if type(hash) ~= 'string' or not string.match(hash, '^%x+$') then fail('invalid_argument', 'bad coupon hash') end
   local a = load_account(k)
+  -- Before anything is written (expiry only lowers the balance).
+  if a.balance + amount > MAX_AMOUNT then
+    fail('amount_out_of_range', 'the balance would exceed 2^53 micro-credits')
+  end
   expire_due(k, a, now, periods)
   local marker = 'cpn:' .. hash
   if redis.call('HEXISTS', k.acct, marker) == 1 then
@@ -110,9 +116,6 @@ redis.register_function('coupon_credit', function(keys, args)
   end
   if a.status == 'closed' then return denied(a, 'account_closed') end
   if credit_expires ~= 0 and credit_expires <= now then return denied(a, 'expired') end
-  if a.balance + amount > MAX_AMOUNT then
-    fail('amount_out_of_range', 'the balance would exceed 2^53 micro-credits')
-  end
   if credit_expires == 0 then credit_expires = NEVER end
   redis.call('HSET', k.acct, marker, fmt(now))
   add_grant(k, a, amount, credit_expires)

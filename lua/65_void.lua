@@ -69,13 +69,15 @@ redis.register_function('void', function(keys, args)
       first[11] = 1
       return first
     end
+    local is_debit = string.sub(fingerprint, 1, 16) == 'authorize|debit|' or string.sub(fingerprint, 1, 6) == 'debit|'
+    local is_hold = string.sub(fingerprint, 1, 15) == 'authorize|hold|' or string.sub(fingerprint, 1, 5) == 'hold|'
+    -- Refused before anything is written.
+    if not is_debit and not is_hold then fail('invalid_argument', 'only a debit, a hold or an authorize can be voided') end
     expire_due(k, a, now, periods)
-    if string.sub(fingerprint, 1, 16) == 'authorize|debit|' or string.sub(fingerprint, 1, 6) == 'debit|' then
+    if is_debit then
       result = undo_debit(k, a, now, record, request_id)
-    elseif string.sub(fingerprint, 1, 15) == 'authorize|hold|' or string.sub(fingerprint, 1, 5) == 'hold|' then
-      result = undo_hold(k, a, now, periods, record, request_id)
     else
-      fail('invalid_argument', 'only a debit, a hold or an authorize can be voided')
+      result = undo_hold(k, a, now, periods, record, request_id)
     end
   else
     result = voided(a, '', '', 0)

@@ -15,8 +15,8 @@ struct EngineFixture {
         return single
     }
 
-    init(persistent: Bool = false, connections: Int = 2) async throws {
-        redis = try await TestRedis.start(persistent: persistent)
+    init(persistent: Bool = false, connections: Int = 2, redisArguments: [String] = []) async throws {
+        redis = try await TestRedis.start(persistent: persistent, extraArguments: redisArguments)
         clock = ManualEngineClock()
         engine = try await Engine.start(redis: redis.client(connections: connections), clock: clock)
     }
