@@ -115,7 +115,11 @@ struct EventStreamTests {
     @Test("a stuck subscriber is cut off as lagging and delays neither decisions nor other subscribers",
           .enabled(if: !TestRedis.isCluster, "floods 40,000 PUBLISHes, which a cluster relays to all six nodes: too slow on two cores"))
     func stuckSubscriber() async throws {
-        try await E2EServer.with(arguments: ["--events-buffer", "64"]) { server in
+        // A buffer of 256: room for all of the calm account's 200 events (and a gap and a
+        // heartbeat), so only the stuck one can overflow its own, whatever the machine's load.
+        // With 64, a calm subscriber on a busy two-core machine fell 64 of its own events
+        // behind and was cut, as the rule says it must be.
+        try await E2EServer.with(arguments: ["--events-buffer", "256"]) { server in
             try await server.price("api_call", "0.01")
             try await server.account("stuck")
             try await server.account("calm", credit: "100")

@@ -24,7 +24,6 @@ struct TokenRevocationTests {
             let second = try await ServerProcess.start(
                 redisArguments: s.testRedis.serveArguments, adminToken: E2ETokens.admin, serviceToken: E2ETokens.service,
                 arguments: ["--log-level", "warning", "--redis-timeout", "10s"])
-            defer { Task { try? await second.stop() } }
             #expect(try await second.http.json("GET", "/v1/accounts/rev", token: token, body: nil).status == 200)
             #expect(try await s.request("GET", "/v1/accounts/rev", token: token).status == 200)
 
@@ -74,6 +73,7 @@ struct TokenRevocationTests {
             #expect(try await s.show("rev")["balance"] == "5")
             #expect(try await s.admin("GET", "/v1/accounts/rev/tokens").value == [])
             #expect(try await s.admin("GET", "/v1/accounts/nobody/tokens").status == 404)
+            try await second.stop()
         }
     }
 
