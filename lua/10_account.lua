@@ -26,7 +26,7 @@ local function account_keys(keys)
 end
 
 local function load_account(k)
-  local f = redis.call('HMGET', k.acct, 'status', 'balance', 'held', 'credit_limit', 'lms', 'hseq', 'promo', 'gnext', 'lseq')
+  local f = redis.call('HMGET', k.acct, 'status', 'balance', 'held', 'credit_limit', 'lms', 'hseq', 'promo', 'gnext', 'lseq', 'lseqms')
   if not f[1] then
     fail('account_not_found', 'no such account')
   end
@@ -40,6 +40,7 @@ local function load_account(k)
     promo = tonumber(f[7] or '0'),
     gnext = tonumber(f[8] or ''),
     lseq = tonumber(f[9] or ''),
+    lseqms = tonumber(f[10] or ''),
   }
 end
 
@@ -48,16 +49,17 @@ end
 -- is written to the payment history only). At the engine's time, or, when the clock is not
 -- past the last id, at the last id's ms with the next sequence number: ids always increase
 -- and never run ahead of the clock by more than the clock fell behind. 'lseq' is the last
--- sequence used at 'lms'; an account written before it was kept has none and moves on to
--- the next ms once.
+-- sequence used at the ms 'lseqms'; when that is not 'lms' (an account written before they
+-- were kept, or by an older library during a rolling upgrade, which sets 'lms' alone), the
+-- sequence is unknown and the id moves on to the next ms.
 local function next_entry_id(k, a, now)
   local ms, seq = now, 0
   if a.lms >= now then
     ms = a.lms
-    if a.lseq then seq = a.lseq + 1 else ms = a.lms + 1 end
+    if a.lseq and a.lseqms == a.lms then seq = a.lseq + 1 else ms = a.lms + 1 end
   end
-  a.lms, a.lseq = ms, seq
-  redis.call('HSET', k.acct, 'lms', fmt(ms), 'lseq', fmt(seq))
+  a.lms, a.lseq, a.lseqms = ms, seq, ms
+  redis.call('HSET', k.acct, 'lms', fmt(ms), 'lseq', fmt(seq), 'lseqms', fmt(ms))
   return fmt(ms) .. '-' .. fmt(seq)
 end
 

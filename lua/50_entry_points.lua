@@ -14,7 +14,7 @@ redis.register_function('account_create', function(keys, args)
     fail('account_exists', 'an account with this id already exists')
   end
   redis.call('HSET', k.acct, 'status', 'active', 'balance', 0, 'held', 0,
-    'credit_limit', fmt(credit_limit), 'created', fmt(now), 'lms', 0, 'lseq', 0, 'hseq', 0)
+    'credit_limit', fmt(credit_limit), 'created', fmt(now), 'lms', 0, 'lseq', 0, 'lseqms', 0, 'hseq', 0)
   return reply(load_account(k), 'ok')
 end)
 

@@ -353,10 +353,20 @@ struct BillingTests {
         let keys = ids.map { id -> [Int64] in id.split(separator: "-").map { Int64($0)! } }
         #expect(keys.allSatisfy { $0[0] == now }, "every entry at the clock's ms")
         #expect(Set(ids).count == ids.count)
+        // An older library (a rolling upgrade) moves 'lms' alone, after writing an entry of
+        // its own at a later sequence: the sequence is then unknown, and the next id moves on
+        // to the next ms instead of colliding.
+        _ = try await f.engine.redis.send("XADD", AccountKeys(id).ledger, "\(now)-500", "kind", "old")
+        _ = try await f.engine.redis.send("HSET", AccountKeys(id).account, "lms", String(now))
+        _ = try await f.engine.redis.send("HINCRBY", AccountKeys(id).account, "lseqms", "-1")
+        let afterOld = try await f.engine.debit(id, amount: money("1"), requestID: request("after-old"))
+        #expect(afterOld.entryID == "\(now + 1)-0", "\(afterOld.entryID ?? "")")
+        _ = try await f.engine.redis.send("XDEL", AccountKeys(id).ledger, "\(now)-500")
         // The clock moves on: the next entry is at the new time, sequence 0.
         f.clock.advance(by: .milliseconds(5))
         let later = try await f.engine.debit(id, amount: money("1"), requestID: request("later"))
         #expect(later.entryID == "\(now + 5)-0")
+        #expect(try await f.engine.audit().isClean)
     }
 
     @Test("aggregates whose sum leaves Int64 give amount_out_of_range, never a crash")

@@ -97,9 +97,13 @@ struct TokenGuessingTests {
             try await s.account("cg", credit: "1")
             let key = try await s.key(for: "cg")
             let token = try await s.accountToken(for: "cg")
+            // Through every spelling of the path that reaches the check route.
+            let paths = ["/v1/check", "/v1//check", "/v1/check/"]
             for n in 0..<100 {
-                let response = try await s.check([("X-Api-Key", key.secret), ("X-Request-Id", "cg-\(n)")], serviceToken: "tgsvc_guess_\(n)")
-                #expect(response.status == 401 && response.header("X-Tollgate-Reason") == "invalid_service_token")
+                let response = try await s.http.send("GET", paths[n % paths.count], headers: [
+                    ("X-Api-Key", key.secret), ("X-Request-Id", "cg-\(n)"), ("Tollgate-Service-Token", "tgsvc_guess_\(n)"),
+                ])
+                #expect(response.status == 401 && response.header("X-Tollgate-Reason") == "invalid_service_token", "\(paths[n % paths.count])")
             }
             let blocked = try await s.check([("X-Api-Key", key.secret), ("X-Request-Id", "cg-x")], serviceToken: "tgsvc_guess_x")
             #expect(blocked.status == 429, "\(blocked)")

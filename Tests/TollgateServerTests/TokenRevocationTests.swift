@@ -7,6 +7,8 @@ import TollgateTestSupport
 /// it generated it.
 @Suite("account tokens are revocable")
 struct TokenRevocationTests {
+    static func tokenID(_ token: String) -> String { AuthorizationMatrixTests.tokenID(token) }
+
     @Test("a revoked token is refused at once on every server, its open SSE stream ends, and the rest keep working")
     func revokedEverywhere() async throws {
         try await E2EServer.with { s in
@@ -66,9 +68,17 @@ struct TokenRevocationTests {
             while refusedStream.status() == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
             #expect(refusedStream.status() == 401)
 
-            // Revoking all: the last one goes too; the account itself is untouched.
+            // A token made before tokens were indexed (only its key, as older servers wrote it).
+            let legacy = "tga_legacy0000000000000000000000000000000000"
+            let redis = s.testRedis.client(connections: 1)
+            defer { redis.close() }
+            _ = try await redis.send("SET", "tg:acctok:" + String(Self.tokenID(legacy).dropFirst(4)), "rev")
+            #expect(try await s.request("GET", "/v1/accounts/rev", token: legacy).status == 200)
+
+            // Revoking all: the last one goes too, and the unindexed one; the account itself is untouched.
             let all = try await s.admin("DELETE", "/v1/accounts/rev/tokens")
-            #expect(all.status == 200 && all.value["revoked"] == 1, "\(all)")
+            #expect(all.status == 200 && all.value["revoked"] == 2, "\(all)")
+            #expect(try await s.request("GET", "/v1/accounts/rev", token: legacy).status == 401)
             #expect(try await s.request("GET", "/v1/accounts/rev", token: kept).status == 401)
             #expect(try await s.show("rev")["balance"] == "5")
             #expect(try await s.admin("GET", "/v1/accounts/rev/tokens").value == [])

@@ -79,7 +79,7 @@ extension Engine {
             for entry in page {
                 try runningBalance.addStored(entry.amount.micros, "the ledger's sum")
                 try runningHeld.addStored(entry.heldDelta.micros, "the ledger's held sum")
-                if let problem = refunds.add(entry), problems.count < 20 { problems.append(problem) }
+                if let problem = try refunds.add(entry), problems.count < 20 { problems.append(problem) }
                 if problems.count < 20 {
                     if entry.balance.micros != runningBalance {
                         problems.append("entry \(entry.id) says balance \(entry.balance) but the entries up to it sum to \(Money(micros: runningBalance).map(\.description) ?? String(runningBalance))")
@@ -93,7 +93,7 @@ extension Engine {
             guard let last = page.last, last.id != lastID, page.count == 1000 else { break }
             after = last.id
         }
-        for problem in refunds.finish() where problems.count < 20 { problems.append(problem) }
+        for problem in try refunds.finish() where problems.count < 20 { problems.append(problem) }
         if runningBalance != balance {
             problems.append("balance is \(format(balance)) but the ledger sums to \(format(runningBalance))")
         }
@@ -146,7 +146,7 @@ struct HoldRefundCheck {
     private var holds: [Int64: [String: Sums]] = [:]
 
     /// Takes in one entry; returns a problem when a hold it closes refunded too much.
-    mutating func add(_ entry: LedgerEntry) -> String? {
+    mutating func add(_ entry: LedgerEntry) throws(TollgateError) -> String? {
         guard let hold = entry.holdID?.sequence else { return nil }
         switch entry.kind {
         case .hold:
@@ -156,13 +156,13 @@ struct HoldRefundCheck {
             let item = entry.meter.map { "\($0)@\(entry.model ?? "")" } ?? ""
             // Exact integers: a capture's amount is minus what it charged, a refund's what it gave back.
             if entry.kind == .capture {
-                holds[hold]![item, default: Sums()].charged -= entry.amount.micros
+                try holds[hold]![item, default: Sums()].charged.addStored(-entry.amount.micros, "a hold's charges")
             } else {
-                holds[hold]![item, default: Sums()].refunded += entry.amount.micros
+                try holds[hold]![item, default: Sums()].refunded.addStored(entry.amount.micros, "a hold's refunds")
             }
         case .release, .expire:
             guard let items = holds.removeValue(forKey: hold) else { return nil }
-            return Self.problem(hold, items)
+            return try Self.problem(hold, items)
         default:
             break
         }
@@ -170,17 +170,21 @@ struct HoldRefundCheck {
     }
 
     /// The problems of holds still open at the end of what was read.
-    mutating func finish() -> [String] {
+    mutating func finish() throws(TollgateError) -> [String] {
         defer { holds = [:] }
-        return holds.keys.sorted().compactMap { Self.problem($0, holds[$0]!) }
+        var problems: [String] = []
+        for hold in holds.keys.sorted() {
+            if let problem = try Self.problem(hold, holds[hold]!) { problems.append(problem) }
+        }
+        return problems
     }
 
-    private static func problem(_ hold: Int64, _ items: [String: Sums]) -> String? {
+    private static func problem(_ hold: Int64, _ items: [String: Sums]) throws(TollgateError) -> String? {
         var total = Sums()
         var over: [String] = []
         for (item, sums) in items.sorted(by: { $0.key < $1.key }) {
-            total.charged += sums.charged
-            total.refunded += sums.refunded
+            try total.charged.addStored(sums.charged, "a hold's charges")
+            try total.refunded.addStored(sums.refunded, "a hold's refunds")
             if sums.refunded > sums.charged {
                 over.append("\(item.isEmpty ? "(plain)" : item) refunded \(sums.refunded) of \(sums.charged) micro-credits charged")
             }

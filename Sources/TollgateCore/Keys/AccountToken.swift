@@ -88,26 +88,43 @@ extension Engine {
         let hash = String(tokenID.dropFirst(Self.tokenIDPrefix.count))
         let key = Self.accountTokenKey(hash: hash)
         // A token of another account is not this account's to revoke.
+        // No index entry is removed here: one whose token is not (yet) there may belong to a
+        // token being created right now, whose key is written just after its index entry.
         guard let owner = try await send(RedisCommand(["GET", key])).string,
               Array(owner.utf8) == Array(account.rawValue.utf8) else {
-            _ = try await send(RedisCommand(["HDEL", AccountKeys(account).tokens, hash]))
             throw TollgateError(.tokenNotFound, "account '\(account)' has no token \(tokenID)")
         }
         _ = try await send(RedisCommand(["DEL", key]))
         _ = try await send(RedisCommand(["HDEL", AccountKeys(account).tokens, hash]))
     }
 
-    /// Revokes every token of the account; returns how many there were.
+    /// Revokes every token of the account; returns how many it revoked. Tokens made before
+    /// the index was kept are in no index: for them this scans the token keys (`SCAN`, the
+    /// whole keyspace; a rare operator action).
     public func revokeAccountTokens(of account: AccountID) async throws(TollgateError) -> Int {
-        let tokens = try await accountTokens(of: account)
-        for token in tokens {
-            do {
-                try await revokeAccountToken(token.tokenID, of: account)
-            } catch where error.code == .tokenNotFound {
-                continue
+        var hashes = Set(try await accountTokens(of: account).map { String($0.tokenID.dropFirst(Self.tokenIDPrefix.count)) })
+        let prefix = Self.accountTokenKey(hash: "")
+        let keys: [String]
+        do {
+            keys = try await redis.scanKeys(matching: prefix + "*")
+        } catch {
+            throw TollgateError(error)
+        }
+        for key in keys {
+            if let owner = try await send(RedisCommand(["GET", key])).string, Array(owner.utf8) == Array(account.rawValue.utf8) {
+                hashes.insert(String(key.dropFirst(prefix.count)))
             }
         }
-        return tokens.count
+        var revoked = 0
+        for hash in hashes.sorted() {
+            do {
+                try await revokeAccountToken(Self.tokenIDPrefix + hash, of: account)
+                revoked += 1
+            } catch where error.code == .tokenNotFound {
+                _ = try await send(RedisCommand(["HDEL", AccountKeys(account).tokens, hash]))
+            }
+        }
+        return revoked
     }
 
     /// The account an account-scoped token belongs to, or nil when no such token exists (or

@@ -79,7 +79,9 @@ final class TokenGuessingLimiter: RouterMiddleware, Sendable {
     /// The token a request presents to Tollgate: on `/v1/check` the gateway's service token
     /// header, elsewhere `Authorization` (a bearer token, or the header as sent).
     static func presentedToken(_ request: Request) -> String? {
-        if request.uri.path == "/v1/check" {
+        // By its segments, as the router matches it: '/v1//check' and '/v1/check/' reach the
+        // check route too, and must not pass its service token uncounted.
+        if request.uri.path.split(separator: "/").elementsEqual(["v1", "check"]) {
             return request.headers[GatewayRoutes.serviceTokenHeader]
         }
         guard let header = request.headers[.authorization] else { return nil }
