@@ -65,6 +65,7 @@ struct ReconnectTests {
         defer { client.close() }
         try await client.ping()
         let stopped = SharedCounter()
+        let succeeded = SharedCounter()
 
         struct WorkerReport: Sendable {
             var worker: Int?
@@ -97,6 +98,7 @@ struct ReconnectTests {
                             let get = try await client.send("GET", key)
                             if get != .bulkString(utf8(String(value))) { report.wrongReplies.append("GET \(key) -> \(get)") }
                             report.successes += 1
+                            succeeded.increment()
                         } catch {
                             if error.isConnectivity { report.connectivityErrors += 1 } else { report.otherErrors.append(error) }
                             if wasStopped { errorsAfterStop += 1 }
@@ -106,7 +108,12 @@ struct ReconnectTests {
                 }
             }
             group.addTask {
-                try? await Task.sleep(for: .milliseconds(150))
+                // Stop once commands are flowing, not after a fixed time: a loaded machine may not
+                // have run a single one in the first 150 ms. The deadline only bounds a hang.
+                let deadline = ContinuousClock.now + .seconds(20)
+                while succeeded.value < 32 && ContinuousClock.now < deadline {
+                    try? await Task.sleep(for: .milliseconds(10))
+                }
                 server.stop()
                 stopped.increment()
                 return WorkerReport()
