@@ -1,7 +1,7 @@
 -- Billing: coupons, crypto deposits confirmed by a provider, and archiving the ledger.
 
 -- coupon_create(amount, max_redemptions, expires_ms, account, credit_expires_ms)
--- KEYS: 1 the coupon's hash 'tg:coupon:<sha256 of the code>'. Codes are stored only hashed.
+-- KEYS: 1 the coupon's record 'tg:{cp:HASH}:coupon', HASH its keyed hash (CouponKey).
 -- account '' lets any account redeem it; credit_expires_ms 0: the credit never expires.
 redis.register_function('coupon_create', function(keys, args)
   local now = integer_arg(args[1], 'now', 0, MAX_AMOUNT)
@@ -17,7 +17,7 @@ redis.register_function('coupon_create', function(keys, args)
   return 'OK'
 end)
 
--- Redeeming a coupon spans two slots: the coupon's ({c:HASH}) and the account's ({a:ID}), so
+-- Redeeming a coupon spans two slots: the coupon's ({cp:HASH}) and the account's ({a:ID}), so
 -- it runs as steps, each atomic in its slot, in this order (the engine drives them):
 --   1 coupon_precheck  (account slot) refuses an account or address that guessed too often;
 --   2 coupon_claim     (coupon slot)   counts the redemption against the code's limit and adds
@@ -29,6 +29,9 @@ end)
 -- beyond its limit (step 2 is atomic) and never credited twice to an account (step 3 is).
 -- coupon_fail and coupon_address_failed count refusals; coupon_unclaim gives a claim back when
 -- the account turned out to be closed (it was never credited, and the marker rules out a later one).
+
+-- The account's field that marks a coupon credited: 'cpn:' and the coupon's keyed hash.
+local COUPON_MARKER = 'cpn:'
 
 -- Counts a failed redemption against the account (a fixed window on the account's hash).
 local function count_coupon_failure(k, now, window)
@@ -66,7 +69,7 @@ redis.register_function('coupon_precheck', function(keys, args)
 end)
 
 -- coupon_claim(now, account_id, closed)
--- KEYS: 1 the coupon hash 'tg:{c:HASH}:coupon', 2 the set of accounts that claimed it.
+-- KEYS: 1 the coupon's record 'tg:{cp:HASH}:coupon', 2 the set of accounts that claimed it.
 -- Reply: { status, amount, credit_expires }; status 'claimed' (counted now), 'reclaimed' (this
 -- account claimed it before; its credit may still be due) or a refusal: invalid, expired,
 -- exhausted, account_closed (closed = '1'; nothing is claimed then).
@@ -92,6 +95,21 @@ redis.register_function('coupon_unclaim', function(keys, args)
   return 'OK'
 end)
 
+-- coupon_rekey(unkeyed_hash, keyed_hash): KEYS 1 an account's hash. Moves the account's
+-- marker of a redeemed coupon from the plain hash earlier versions kept to the keyed one
+-- (Engine.prepareCoupons), so the account still cannot redeem that code twice. Reply: 1 moved.
+redis.register_function('coupon_rekey', function(keys, args)
+  local old, new = args[1], args[2]
+  if type(old) ~= 'string' or not string.match(old, '^%x+$') or type(new) ~= 'string' or not string.match(new, '^%x+$') then
+    fail('invalid_argument', 'bad coupon hash')
+  end
+  local at = redis.call('HGET', keys[1], COUPON_MARKER .. old)
+  if not at then return 0 end
+  redis.call('HSET', keys[1], COUPON_MARKER .. new, at)
+  redis.call('HDEL', keys[1], COUPON_MARKER .. old)
+  return 1
+end)
+
 -- coupon_credit(coupon_hash, coupon_ref, amount, credit_expires, window_ms)
 -- KEYS: 1-4 the account's. Credits a claimed coupon as promotional credit, at most once per
 -- account and code; refused with already_redeemed (a failure) once credited, account_closed
@@ -109,7 +127,7 @@ redis.register_function('coupon_credit', function(keys, args)
     fail('amount_out_of_range', 'the balance would exceed 2^53 micro-credits')
   end
   expire_due(k, a, now, periods)
-  local marker = 'cpn:' .. hash
+  local marker = COUPON_MARKER .. hash
   if redis.call('HEXISTS', k.acct, marker) == 1 then
     count_coupon_failure(k, now, window)
     return denied(a, 'already_redeemed')

@@ -33,6 +33,10 @@ extension ErrorCode where Family == TollgateError {
     public static var amountOutOfRange: Self { Self("amount_out_of_range") }
     /// A coupon code was drawn twice (the engine draws again).
     public static var couponExists: Self { Self("coupon_exists") }
+    /// The engine has no coupon secret (`Engine.couponKey`).
+    public static var couponSecretMissing: Self { Self("coupon_secret_missing") }
+    /// Redis holds coupons hashed with another secret than the one given.
+    public static var couponSecretMismatch: Self { Self("coupon_secret_mismatch") }
     /// No deposit has this id.
     public static var depositNotFound: Self { Self("deposit_not_found") }
     /// A deposit id was taken.

@@ -10,13 +10,17 @@ struct CLI {
         server = try await RedisServer()
     }
 
+    /// The test's Redis, and a coupon secret of its own (else the CLI would keep one in the
+    /// working folder's `.tollgate`).
+    var environment: [String: String] { ["TOLLGATE_REDIS_URL": server.url, "TOLLGATE_COUPON_SECRET": "cli-test-coupon-secret"] }
+
     @discardableResult
     func run(_ arguments: String...) async throws -> CommandResult {
-        try await CommandRunner.run(CommandRunner.product("tollgate"), arguments, environment: ["TOLLGATE_REDIS_URL": server.url])
+        try await CommandRunner.run(CommandRunner.product("tollgate"), arguments, environment: environment)
     }
 
     func json(_ arguments: String...) async throws -> Any {
-        let result = try await CommandRunner.run(CommandRunner.product("tollgate"), arguments, environment: ["TOLLGATE_REDIS_URL": server.url])
+        let result = try await CommandRunner.run(CommandRunner.product("tollgate"), arguments, environment: environment)
         #expect(result.status == 0 || result.status == 3, "\(result.stderr)")
         return try JSONSerialization.jsonObject(with: Data(result.stdout.utf8))
     }

@@ -15,10 +15,13 @@ struct EngineFixture {
         return single
     }
 
+    /// The coupon secret of every fixture's engine.
+    static let couponKey = try! CouponKey(secret: "fixture-coupon-secret")
+
     init(persistent: Bool = false, connections: Int = 2, redisArguments: [String] = []) async throws {
         redis = try await TestRedis.start(persistent: persistent, extraArguments: redisArguments)
         clock = ManualEngineClock()
-        engine = try await Engine.start(redis: redis.client(connections: connections), clock: clock)
+        engine = try await Engine.start(redis: redis.client(connections: connections), clock: clock, couponKey: Self.couponKey)
     }
 
     /// An account with `balance` of top-up credit.

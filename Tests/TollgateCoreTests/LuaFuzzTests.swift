@@ -80,6 +80,7 @@ struct LuaFuzzTests {
         case "coupon_claim": return [String(Int.random(in: 1_800_000_000_000...1_800_000_100_000, using: &r)), "fz-a", ["0", "1"].randomElement(using: &r)!]
         case "coupon_unclaim": return ["fz-a"]
         case "coupon_address_failed": return ["60000"]
+        case "coupon_rekey": return ["ab\(Int.random(in: 1...5, using: &r))", "cd\(Int.random(in: 1...5, using: &r))"]
         default: return []
         }
     }
@@ -89,8 +90,9 @@ struct LuaFuzzTests {
                                    "key_revoke", "alert_set", "authorize", "report", "settle", "void", "journal_debit",
                                    "account_create", "key_create", "audit_snapshot", "events_snapshot", "coupon_precheck",
                                    "coupon_credit", "coupon_fail", "deposit_create", "deposit_complete", "ledger_trim"]
-    /// Steps whose keys are not an account's: a coupon's record and redeemers, an address's counter.
-    static let otherFunctions = ["coupon_create", "coupon_claim", "coupon_unclaim", "coupon_address_failed"]
+    /// Steps whose keys are not an account's: a coupon's record and redeemers, an address's
+    /// counter; and the move of an account's coupon marker, which takes the account hash alone.
+    static let otherFunctions = ["coupon_create", "coupon_claim", "coupon_unclaim", "coupon_address_failed", "coupon_rekey"]
     static let functions = accountFunctions + otherFunctions
     /// Account steps that take no request id.
     static let withoutRequestID: Set<String> = ["account_get", "account_set_status", "limits_set", "key_revoke", "alert_set",
@@ -162,6 +164,8 @@ struct LuaFuzzTests {
                 command = RedisCommand(["FCALL", function, String(keys.count)] + keys + head + args)
             case "coupon_address_failed":
                 command = RedisCommand(["FCALL", function, "1", "tg:couponfail:fz-\(Int.random(in: 1...2, using: &r))"] + args)
+            case "coupon_rekey":
+                command = RedisCommand(["FCALL", function, "1", AccountKeys(account).account] + args)
             default:
                 var target = account
                 if function == "account_create", Bool.random(using: &r) { target = try AccountID("fz-\(seed)-new-\(Int.random(in: 1...5, using: &r))") }

@@ -8,9 +8,11 @@ import TollgateTestSupport
 /// only counts and consistency are asserted, never speed (the machine is shared).
 @Suite("loadtest in-process")
 struct InProcessLoadTests {
+    static let couponKey = try! CouponKey(secret: "load-test-coupon-secret")
+
     static func run(_ configuration: LoadTestConfiguration) async throws -> LoadTestReport {
         let redis = try await RedisServer()
-        let target = try await EngineTarget.connect(redisURL: redis.url, connections: 2)
+        let target = try await EngineTarget.connect(redisURL: redis.url, connections: 2, couponKey: Self.couponKey)
         let report = try await LoadTest(configuration: configuration, target: target).run()
         await target.shutdown()
         return report
@@ -78,7 +80,7 @@ struct InProcessLoadTests {
     @Test("the books check catches an engine that charges another price than the plan set")
     func wrongPriceIsCaught() async throws {
         let redis = try await RedisServer()
-        let target = try await EngineTarget.connect(redisURL: redis.url, connections: 2)
+        let target = try await EngineTarget.connect(redisURL: redis.url, connections: 2, couponKey: Self.couponKey)
         var test = LoadTest(configuration: LoadTestConfiguration(workload: .calls, duration: .seconds(2), concurrency: 2, accounts: 2),
                             target: target)
         // After the plan priced a call at 1 micro-credit, the engine is told 3: every reply and
@@ -102,7 +104,7 @@ struct InProcessLoadTests {
     @Test("open loop: latency counts from the intended send time, so a target that cannot keep up shows it")
     func openLoopLatencyFromDueTime() async throws {
         let redis = try await RedisServer()
-        let target = try await EngineTarget.connect(redisURL: redis.url, connections: 1)
+        let target = try await EngineTarget.connect(redisURL: redis.url, connections: 1, couponKey: Self.couponKey)
         // One worker asked for far more than one worker can do: each request is later than the
         // last, and that lateness is the latency (no coordinated omission).
         let open = try await LoadTest(configuration: LoadTestConfiguration(
@@ -146,7 +148,7 @@ struct InProcessLoadTests {
     func unreachableRedis() async throws {
         let port = try RedisServer.freePort()
         await #expect {
-            _ = try await EngineTarget.connect(redisURL: "redis://127.0.0.1:\(port)", timeout: .milliseconds(500))
+            _ = try await EngineTarget.connect(redisURL: "redis://127.0.0.1:\(port)", timeout: .milliseconds(500), couponKey: Self.couponKey)
         } throws: { error in
             (error as? LoadTestError)?.code == .unreachable
         }

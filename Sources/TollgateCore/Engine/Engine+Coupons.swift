@@ -30,6 +30,7 @@ extension Engine {
         if let creditExpires, creditExpires <= now {
             throw TollgateError(.invalidArgument, "the credit's expiry must be in the future")
         }
+        let key = try requireCouponKey()
         var codes: [String] = []
         codes.reserveCapacity(count)
         while codes.count < count {
@@ -38,7 +39,7 @@ extension Engine {
                 for code in batch {
                     group.addTask {
                         let command = RedisCommand.fcall(
-                            "coupon_create", keys: [CouponCode.keys(hash: CouponCode.hash(code)).record],
+                            "coupon_create", keys: [CouponCode.keys(hash: key.hash(code: code)).record],
                             arguments: [String(now)] + SpendPeriods(milliseconds: now).arguments + [
                                 String(amount.micros), String(maxRedemptions), String(expires),
                                 account?.rawValue ?? "", String(creditExpires ?? 0),
@@ -79,7 +80,7 @@ extension Engine {
         policy: CouponGuessingPolicy = CouponGuessingPolicy()
     ) async throws(TollgateError) -> CouponRedemption {
         guard code.utf8.count <= 64 else { throw TollgateError(.invalidArgument, "a coupon code is at most 64 characters") }
-        let hash = CouponCode.hash(code)
+        let hash = try requireCouponKey().hash(code: code)
         let keys = CouponCode.keys(hash: hash)
         let window = String(policy.window.wholeMilliseconds)
         let addressKey = clientAddress.map { "tg:couponfail:" + AccountKeys.encode($0) }
@@ -117,7 +118,14 @@ extension Engine {
         return CouponRedemption(decision: decision, creditExpires: decision.allowed && decision.detail < Self.never ? decision.detail : nil)
     }
 
-    private func couponCall(
+    func requireCouponKey() throws(TollgateError) -> CouponKey {
+        guard let couponKey else {
+            throw TollgateError(.couponSecretMissing, "no coupon secret is configured: coupon codes cannot be hashed")
+        }
+        return couponKey
+    }
+
+    func couponCall(
         _ function: String, _ keys: (record: String, redeemers: String), _ arguments: [String]
     ) async throws(TollgateError) -> RESPValue {
         let reply: RESPValue
@@ -144,7 +152,7 @@ extension Engine {
     /// One FCALL, its error as a value. A function rather than a typed `do`/`catch` inside the
     /// task group's child closure: built with -c release (Swift 6.3), that closure crashed the
     /// process ("pure virtual method called" in AsyncTask::completeFuture) on every batch.
-    private static func call(_ redis: RedisClient, _ command: RedisCommand) async -> Result<RESPValue, TollgateError> {
+    static func call(_ redis: RedisClient, _ command: RedisCommand) async -> Result<RESPValue, TollgateError> {
         do {
             return .success(try await redis.call(TollgateLua.library, command))
         } catch {

@@ -15,6 +15,9 @@ public struct Engine: Sendable {
     /// once Redis answers again, so a call answered "unavailable" is never charged (true), or
     /// left to be replayed by the caller (false: `--fail-open`, whose journal replays it).
     public var voidsUnansweredDecisions = true
+    /// The secret coupon codes are hashed with; creating or redeeming a coupon without one is
+    /// refused (`coupon_secret_missing`). Call `prepareCoupons()` once it is set.
+    public var couponKey: CouponKey?
 
     /// Makes an engine over a client without touching Redis; call `prepare()` before use, or
     /// use `start(redis:clock:)`.
@@ -24,13 +27,17 @@ public struct Engine: Sendable {
         self.caches = EngineCaches()
     }
 
-    /// Connects, makes Redis run exactly the Lua in `lua/`, and returns a ready engine.
+    /// Connects, makes Redis run exactly the Lua in `lua/`, and returns a ready engine; with a
+    /// coupon key, also makes Redis's coupons match it (`prepareCoupons()`).
     public static func start(
         redis: RedisClient,
-        clock: any EngineClock = SystemEngineClock()
+        clock: any EngineClock = SystemEngineClock(),
+        couponKey: CouponKey? = nil
     ) async throws(TollgateError) -> Engine {
-        let engine = Engine(redis: redis, clock: clock)
+        var engine = Engine(redis: redis, clock: clock)
+        engine.couponKey = couponKey
         _ = try await engine.prepare()
+        if couponKey != nil { try await engine.prepareCoupons() }
         return engine
     }
 

@@ -40,19 +40,8 @@ public enum APIKeySecret {
 
     /// The lowercase hex SHA-256 of a secret: what Redis stores and looks keys up by.
     public static func hash(_ secret: String) -> String {
-        let digest = SHA256.hash(data: Array(secret.utf8))
-        return String(unsafeUninitializedCapacity: SHA256.byteCount * 2) { buffer in
-            var index = 0
-            for byte in digest {
-                buffer[index] = hexDigits[Int(byte >> 4)]
-                buffer[index + 1] = hexDigits[Int(byte & 0x0F)]
-                index += 2
-            }
-            return index
-        }
+        hex(SHA256.hash(data: Array(secret.utf8)))
     }
-
-    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 }
 
 /// A newly created API key. The secret is never stored; this is the only time it is known.

@@ -1,5 +1,6 @@
 /// Coupon codes: `TG-XXXX-XXXX-XXXX` from an alphabet without look-alikes (about 59 bits).
-/// Redis keeps only their SHA-256; a code is matched after normalizing (case, dashes, spaces).
+/// Redis keeps only their keyed hash (`CouponKey`); a code is matched after normalizing (case,
+/// dashes, spaces).
 public enum CouponCode {
     static let alphabet = Array("ABCDEFGHJKMNPQRSTUVWXYZ23456789".utf8)
 
@@ -26,16 +27,32 @@ public enum CouponCode {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// The stored form of a code: the SHA-256 of its normalized text.
-    static func hash(_ code: String) -> String {
-        APIKeySecret.hash(normalize(code))
+    /// The keys of one coupon: its record and the set of accounts that redeemed it, by its
+    /// keyed hash (`CouponKey`). The two share a hash tag so they sit in one cluster slot.
+    static func keys(hash: String) -> (record: String, redeemers: String) {
+        ("tg:{cp:\(hash)}:coupon", "tg:{cp:\(hash)}:by")
     }
 
-    /// The keys of one coupon: its record and the set of accounts that redeemed it. The
-    /// two share a hash tag so they sit in one cluster slot.
-    static func keys(hash: String) -> (record: String, redeemers: String) {
-        ("tg:{c:\(hash)}:coupon", "tg:{c:\(hash)}:by")
+    /// Where earlier versions kept a coupon: under the plain SHA-256 of its code. Found only
+    /// to be moved to `keys(hash:)` (`Engine.prepareCoupons()`).
+    enum Unkeyed {
+        static let recordPattern = "tg:{c:*}:coupon"
+
+        /// The plain hash in a record key matched by `recordPattern`, if it is one.
+        static func hash(ofRecord key: String) -> String? {
+            guard key.hasPrefix("tg:{c:"), key.hasSuffix("}:coupon") else { return nil }
+            let hash = key.dropFirst("tg:{c:".count).dropLast("}:coupon".count)
+            guard !hash.isEmpty, hash.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) else { return nil }
+            return String(hash)
+        }
+
+        static func keys(hash: String) -> (record: String, redeemers: String) {
+            ("tg:{c:\(hash)}:coupon", "tg:{c:\(hash)}:by")
+        }
     }
+
+    /// The key holding the fingerprint of the coupon secret (`CouponKey.fingerprint`).
+    static let fingerprintKey = "tg:coupon:key"
 }
 
 /// A batch of coupons an operator created. The codes are shown only now.

@@ -11,7 +11,7 @@ public struct EngineTarget: LoadTarget {
     /// Connects to `redisURL` with `connections` pooled connections and installs the Lua when
     /// Redis does not run this build's.
     public static func connect(
-        redisURL: String, connections: Int = 4, timeout: Duration = .seconds(2)
+        redisURL: String, connections: Int = 4, timeout: Duration = .seconds(2), couponKey: CouponKey
     ) async throws(LoadTestError) -> EngineTarget {
         let address: RedisAddress
         do {
@@ -19,13 +19,13 @@ public struct EngineTarget: LoadTarget {
         } catch {
             throw LoadTestError(.invalidConfiguration, "'\(redisURL)' is not a Redis address: \(error.message)")
         }
-        return try await connect(topology: .single(address), connections: connections, timeout: timeout)
+        return try await connect(topology: .single(address), connections: connections, timeout: timeout, couponKey: couponKey)
     }
 
     /// Connects to one Redis or a Redis Cluster (`connections` per primary there) and installs
     /// the Lua when Redis does not run this build's.
     public static func connect(
-        topology: RedisTopology, connections: Int = 4, timeout: Duration = .seconds(2)
+        topology: RedisTopology, connections: Int = 4, timeout: Duration = .seconds(2), couponKey: CouponKey
     ) async throws(LoadTestError) -> EngineTarget {
         let client: RedisClient
         do {
@@ -35,7 +35,10 @@ public struct EngineTarget: LoadTarget {
             throw LoadTestError(.invalidConfiguration, error.message)
         }
         do {
-            return EngineTarget(engine: try await Engine.start(redis: client))
+            return EngineTarget(engine: try await Engine.start(redis: client, couponKey: couponKey))
+        } catch where error.code == .couponSecretMismatch {
+            client.close()
+            throw LoadTestError(.invalidConfiguration, error.message)
         } catch {
             client.close()
             throw LoadTestError(.unreachable, "cannot reach Redis at \(topology): \(error.message)")

@@ -22,19 +22,13 @@ public struct ServerTokens: Sendable {
         var generated: [String] = []
         var stored: [String] = []
         func token(_ given: String?, _ name: String, _ prefix: String) throws -> String {
-            if let given, !given.isEmpty { return given }
-            let file = Self.file(name, in: directory)
-            if let kept = try? String(contentsOf: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines), !kept.isEmpty {
-                stored.append(name)
-                return kept
+            let (value, origin) = try KeptSecret.load(given: given, file: Self.file(name, in: directory)) { prefix + randomToken() }
+            switch origin {
+            case .given: break
+            case .stored: stored.append(name)
+            case .generated: generated.append(name)
             }
-            let made = prefix + randomToken()
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            guard FileManager.default.createFile(atPath: file.path, contents: Data((made + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
-                throw ServeError("cannot write \(file.path)")
-            }
-            generated.append(name)
-            return made
+            return value
         }
         let admin = try token(admin, "admin", "tgadm_")
         let service = try token(service, "service", "tgsvc_")

@@ -44,13 +44,14 @@ struct CouponCommand: AsyncParsableCommand {
         @Option(help: "When the credit they give expires. Default: never.") var creditExpires: TimeArgument?
         @Flag(help: "Print {\"codes\": [...], ...} as JSON.") var json = false
         @OptionGroup var options: EngineOptions
+        @OptionGroup var secret: CouponSecretOptions
 
         func run() async throws {
             let money = try Money(parsing: amount)
             let bound = try account.map { try AccountID($0) }
             let until = expires?.milliseconds ?? Int64(Date().timeIntervalSince1970 * 1000) + 30 * 86_400_000
             let creditUntil = creditExpires?.milliseconds
-            let engine = try await options.engine()
+            let engine = try await secret.engine(options)
             let batch = try await engine.createCoupons(
                 amount: money, count: count, maxRedemptions: maxRedemptions, expires: until, account: bound, creditExpires: creditUntil)
             if json {
@@ -69,10 +70,11 @@ struct CouponCommand: AsyncParsableCommand {
         @Argument(help: "The coupon code.") var code: String
         @Flag(help: "Print the decision as JSON.") var json = false
         @OptionGroup var options: EngineOptions
+        @OptionGroup var secret: CouponSecretOptions
 
         func run() async throws {
             let account = try AccountID(id)
-            let engine = try await options.engine()
+            let engine = try await secret.engine(options)
             let redemption = try await engine.redeemCoupon(account, code: code)
             let expiry = redemption.creditExpires.map { ", expiring \(Timestamp.iso8601(milliseconds: $0))" } ?? ""
             try Output.decision(redemption.decision, json: json) { decision, account in

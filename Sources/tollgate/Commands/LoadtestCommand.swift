@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TollgateCore
 import TollgateLoadTest
 import TollgateRedis
 
@@ -63,6 +64,7 @@ struct LoadtestCommand: AsyncParsableCommand {
     @Option(help: "A prefix for the run's account and request ids (default: random).") var runId: String?
     @Flag(help: "Print one JSON object instead of the text summary.") var json = false
     @Flag(help: "No live progress line.") var quiet = false
+    @OptionGroup(title: "Coupons (in-process runs)") var coupons: CouponSecretOptions
 
     func validate() throws {
         guard Workload(rawValue: workload) != nil else {
@@ -132,6 +134,14 @@ struct LoadtestCommand: AsyncParsableCommand {
         return report
     }
 
+    private func couponKey() throws(LoadTestError) -> CouponKey {
+        do {
+            return try coupons.couponKey()
+        } catch {
+            throw LoadTestError(.invalidConfiguration, "no coupon secret: \(error)")
+        }
+    }
+
     private func makeTarget() async throws(LoadTestError) -> any LoadTarget {
         if let server {
             let admin = adminToken ?? environment["TOLLGATE_ADMIN_TOKEN"]
@@ -142,10 +152,12 @@ struct LoadtestCommand: AsyncParsableCommand {
             do { seeds = try RedisAddress.clusterSeeds(parsing: redisCluster) } catch {
                 throw LoadTestError(.invalidConfiguration, error.message)
             }
-            return try await EngineTarget.connect(topology: .cluster(seeds), connections: redisConnections, timeout: timeout.duration)
+            return try await EngineTarget.connect(topology: .cluster(seeds), connections: redisConnections, timeout: timeout.duration,
+                                                  couponKey: try couponKey())
         }
         let url = redis ?? ""
-        return try await EngineTarget.connect(redisURL: url, connections: redisConnections, timeout: timeout.duration)
+        return try await EngineTarget.connect(redisURL: url, connections: redisConnections, timeout: timeout.duration,
+                                              couponKey: try couponKey())
     }
 
     /// The live line on stderr: rewritten in place on a terminal, a line a second otherwise;

@@ -31,6 +31,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Folder for the embedded Redis and generated tokens (TOLLGATE_DATA_DIR).") var dataDir: String?
     @Option(help: "Admin token (TOLLGATE_ADMIN_TOKEN).") var adminToken: String?
     @Option(help: "Service token for gateways (TOLLGATE_SERVICE_TOKEN).") var serviceToken: String?
+    @Option(help: ArgumentHelp(
+        "The secret coupon codes are hashed with, at least 16 characters (TOLLGATE_COUPON_SECRET).",
+        discussion: "When not given, generated once and kept in the data folder (coupon.secret): back it up, no code can be redeemed without it.",
+        valueName: "secret")) var couponSecret: String?
     @Option(help: "Status of a denied /v1/check: 403, 402 or 429 (TOLLGATE_DENY_STATUS).") var denyStatus: Int?
     @Option(help: "Longest wait for Redis per gateway decision; then 503 engine_unavailable (default 50ms; TOLLGATE_REDIS_TIMEOUT).") var redisTimeout: DurationArgument?
     @Option(help: "Longest wait for Redis on admin, billing and report calls (default 5s; TOLLGATE_ADMIN_REDIS_TIMEOUT).") var adminRedisTimeout: DurationArgument?
@@ -98,8 +102,10 @@ struct ServeCommand: AsyncParsableCommand {
         let address = topology.primaryAddress
         let startup = try topology.client(RedisConfiguration(
             address: address, connectTimeout: .seconds(5), commandTimeout: .seconds(15), connectionCount: 1))
+        let coupons: (key: CouponKey, origin: KeptSecret.Origin)
         do {
-            _ = try await Engine.start(redis: startup)
+            coupons = try CouponKey.load(given: setting(couponSecret, "COUPON_SECRET"), directory: dataDirectory)
+            _ = try await Engine.start(redis: startup, couponKey: coupons.key)
             for problem in await durabilityMode.problems(of: startup) {
                 logger.warning("\(problem)")
             }
@@ -111,7 +117,8 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let client = try topology.client(RedisConfiguration(
             address: address, connectTimeout: .seconds(2), commandTimeout: adminTimeout.duration, connectionCount: 2))
-        let engine = Engine(redis: client)
+        var engine = Engine(redis: client)
+        engine.couponKey = coupons.key
         // The gateway's decisions: connecting and answering each bounded by --redis-timeout.
         let decisionClient = try topology.client(RedisConfiguration(
             address: address, connectTimeout: timeout.duration, commandTimeout: timeout.duration, connectionCount: connections))
@@ -144,7 +151,8 @@ struct ServeCommand: AsyncParsableCommand {
             fallbackAddresses: topology.addresses,
             configuration: try eventOptions.configuration(environment), logger: logger)
         let app = TollgateHTTPServer.application(engine: engine, gateway: gateway, configuration: configuration, events: events, logger: logger) { boundPort in
-            Self.announce(host: host, port: boundPort, redis: redisDescription, tokens: tokens, dataDirectory: dataDirectory, demo: demoLines)
+            Self.announce(host: host, port: boundPort, redis: redisDescription, tokens: tokens, dataDirectory: dataDirectory,
+                          couponSecretGenerated: coupons.origin == .generated, demo: demoLines)
         }
         let group = ServiceGroup(configuration: .init(
             // Shut down in reverse: the event streams end first, so the HTTP server is not
@@ -188,7 +196,9 @@ struct ServeCommand: AsyncParsableCommand {
         }
     }
 
-    private static func announce(host: String, port: Int, redis: String, tokens: ServerTokens, dataDirectory: URL, demo: Demo?) {
+    private static func announce(
+        host: String, port: Int, redis: String, tokens: ServerTokens, dataDirectory: URL, couponSecretGenerated: Bool, demo: Demo?
+    ) {
         let base = "http://\(host.contains(":") ? "[\(host)]" : host):\(port)"
         var lines = ["tollgate listening on \(base) (redis: \(redis))"]
         for name in tokens.generated {
@@ -197,6 +207,9 @@ struct ServeCommand: AsyncParsableCommand {
         }
         for name in tokens.stored {
             lines.append("\(name) token kept in \(ServerTokens.file(name, in: dataDirectory).path)")
+        }
+        if couponSecretGenerated {
+            lines.append("coupon secret generated, kept in \(CouponKey.file(in: dataDirectory).path): back it up with the data")
         }
         // The curl lines show a token only where this start printed it anyway.
         func shown(_ name: String, _ value: String) -> String {

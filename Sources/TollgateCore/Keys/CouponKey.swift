@@ -1,0 +1,46 @@
+import Crypto
+
+/// The server secret coupon codes are hashed with. Redis keeps a code only as
+/// HMAC-SHA256(secret, SHA-256(normalized code)): without the secret, a copy of the data
+/// (an RDB, a replica, a backup) does not let anyone test candidate codes offline.
+///
+/// The inner SHA-256 is what earlier versions stored unkeyed, so stored coupons are moved to
+/// the keyed form without knowing their codes (`Engine.prepareCoupons()`). Redis keeps a
+/// fingerprint of the secret (`tg:coupon:key`), so a server started with another secret is
+/// refused instead of calling every code invalid.
+public struct CouponKey: Sendable {
+    /// The secret's bytes (a `SymmetricKey` is made per use: it is not `Sendable`).
+    private let secret: [UInt8]
+    /// Identifies the secret without revealing it: HMAC of a fixed label.
+    public let fingerprint: String
+
+    /// The shortest secret accepted, in bytes.
+    public static let minimumLength = 16
+
+    public init(secret: String) throws(TollgateError) {
+        guard secret.utf8.count >= Self.minimumLength else {
+            throw TollgateError(.invalidArgument, "a coupon secret is at least \(Self.minimumLength) characters")
+        }
+        self.secret = Array(secret.utf8)
+        fingerprint = String(Self.mac(Array("tollgate coupon key".utf8), self.secret).prefix(32))
+    }
+
+    /// A new random secret: `tgcpn_` and 40 random letters and digits (about 206 bits).
+    public static func generateSecret() -> String {
+        "tgcpn_" + APIKeySecret.randomCharacters(40)
+    }
+
+    /// The stored hash of a code, matched after normalizing it (`CouponCode.normalize`).
+    func hash(code: String) -> String {
+        hash(unkeyed: APIKeySecret.hash(CouponCode.normalize(code)))
+    }
+
+    /// The stored hash of a coupon kept by an earlier version as its plain SHA-256.
+    func hash(unkeyed: String) -> String {
+        Self.mac(Array(unkeyed.utf8), secret)
+    }
+
+    private static func mac(_ message: [UInt8], _ secret: [UInt8]) -> String {
+        hex(HMAC<SHA256>.authenticationCode(for: message, using: SymmetricKey(data: secret)))
+    }
+}
