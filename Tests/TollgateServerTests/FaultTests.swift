@@ -256,6 +256,100 @@ struct FaultTests {
     }
 }
 
+
+extension FaultTests {
+    /// Entries of a ledger per request id.
+    static func entriesByRequest(_ entries: [JSONValue]) -> [String: Int] {
+        var count: [String: Int] = [:]
+        for entry in entries { if let id = entry["request_id"]?.string { count[id, default: 0] += 1 } }
+        return count
+    }
+
+    @Test("decisions answered 503 while Redis is paused are voided even when tollgate serve is killed before Redis answers: the voids are read back at start")
+    func pendingVoidsSurviveACrash() async throws {
+        let redis = try await RedisServer()
+        defer { redis.stop() }
+        let data = ServerProcess.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: data) }
+        func serve() async throws -> E2EServer {
+            E2EServer(redis: redis, server: try await ServerProcess.start(
+                redis: redis, dataDirectory: data, adminToken: E2ETokens.admin, serviceToken: E2ETokens.service,
+                arguments: ["--log-level", "error", "--redis-timeout", "100ms"]))
+        }
+        let s1 = try await serve()
+        #expect(try await s1.admin("POST", "/v1/accounts", ["id": "pv"]).status == 201)
+        #expect(try await s1.admin("POST", "/v1/accounts/pv/credits", ["amount": "10", "request_id": "fund"]).status == 200)
+        #expect(try await s1.admin("PUT", "/v1/prices/api_call", ["price": "0.5"]).status == 200)
+        let usage: [[String: Any]] = [["meter": "api_call", "quantity": 1]]
+        #expect(try await s1.authorize(["account": "pv", "request_id": "warm", "usage": usage])["allowed"] == true)
+
+        // Redis takes the calls but cannot answer; the gateway is told 503.
+        redis.signal(SIGSTOP)
+        let refused = ["pv-1", "pv-2", "pv-hold"]
+        for id in refused {
+            var body: [String: Any] = ["account": "pv", "request_id": id, "usage": usage]
+            if id == "pv-hold" { body["mode"] = "hold"; body["ttl_ms"] = 600_000 }
+            let response = try await s1.service("POST", "/v1/authorize", body)
+            #expect(response.status == 503, "\(id): \(response)")
+        }
+        // The server dies before Redis answers again; then Redis runs what it had received.
+        s1.server.signal(SIGKILL)
+        _ = try await s1.server.waitForExit()
+        redis.signal(SIGCONT)
+
+        let s2 = try await serve()
+        try await Self.settled(s2)
+        let ledger = try await Self.ledger(s2, "pv")
+        let net = Self.netByRequest(ledger)
+        let entries = Self.entriesByRequest(ledger)
+        for id in refused { #expect((net[id] ?? 0) == 0, "\(id) was answered 503 but charged \(net[id] ?? 0)") }
+        // Redis did run them (a charge and its void), so the voids were needed.
+        #expect(refused.contains { (entries[$0] ?? 0) >= 2 }, "none of the refused calls reached Redis: \(entries)")
+        let account = try await s2.admin("GET", "/v1/accounts/pv")
+        #expect(account.value["held"] == "0" && account.value["balance"] == "9.5", "\(account)")
+        try await Self.expectAuditClean(s2)
+        try await s2.server.stop()
+    }
+
+    @Test("--fail-open: a call that could not be journaled (the journal full, or a hold) is answered 503 and voided once Redis answers")
+    func failOpenUnjournaledIsVoided() async throws {
+        try await E2EServer.with(arguments: ["--redis-timeout", "100ms", "--fail-open", "--fail-open-journal-limit", "1"]) { s in
+            #expect(try await s.admin("POST", "/v1/accounts", ["id": "fu"]).status == 201)
+            #expect(try await s.admin("POST", "/v1/accounts/fu/credits", ["amount": "10", "request_id": "fund"]).status == 200)
+            #expect(try await s.admin("PUT", "/v1/prices/api_call", ["price": "0.5"]).status == 200)
+            let key = try await s.admin("POST", "/v1/accounts/fu/keys").value["secret"]?.string ?? ""
+            let usage: [[String: Any]] = [["meter": "api_call", "quantity": 1]]
+            #expect(try await s.authorize(["key": key, "request_id": "warm", "usage": usage])["allowed"] == true)
+
+            s.redis.signal(SIGSTOP)
+            let allowed = try await s.service("POST", "/v1/authorize", ["account": "fu", "request_id": "fu-journaled", "usage": usage])
+            #expect(allowed.status == 200 && allowed.header("Tollgate-Fail-Open") == "1", "\(allowed)")
+            var refused: [String] = []
+            for (id, body) in [("fu-full", ["account": "fu", "request_id": "fu-full", "usage": usage] as [String: Any]),
+                               ("fu-full-key", ["key": key, "request_id": "fu-full-key", "usage": usage]),
+                               ("fu-hold", ["account": "fu", "request_id": "fu-hold", "mode": "hold", "ttl_ms": 600_000, "usage": usage])] {
+                let response = try await s.service("POST", "/v1/authorize", body)
+                #expect(response.status == 503, "\(id): \(response)")
+                refused.append(id)
+            }
+            let check = try await s.check([("X-Api-Key", key), ("X-Request-Id", "fu-check")])
+            #expect(check.status == 503, "\(check)")
+            refused.append("fu-check")
+            s.redis.signal(SIGCONT)
+
+            try await Self.settled(s)
+            let ledger = try await Self.ledger(s, "fu")
+            let net = Self.netByRequest(ledger)
+            #expect(net["fu-journaled"] == -500_000, "\(net)")
+            for id in refused { #expect((net[id] ?? 0) == 0, "\(id) was answered 503 but charged \(net[id] ?? 0)") }
+            #expect(refused.contains { (Self.entriesByRequest(ledger)[$0] ?? 0) >= 2 }, "none of the refused calls reached Redis")
+            let account = try await s.admin("GET", "/v1/accounts/fu")
+            #expect(account.value["held"] == "0" && account.value["balance"] == "9", "\(account)")
+            try await Self.expectAuditClean(s)
+        }
+    }
+}
+
 /// A phase number shared by a test and its traffic task.
 final class Phase: Sendable {
     private let state = Mutex(0)

@@ -27,9 +27,9 @@ extension Engine {
     }
 
     /// How many unanswered decisions wait to be voided, and how many were dropped because the
-    /// queue was full.
+    /// store was full.
     public var pendingVoids: (waiting: Int, dropped: Int) {
-        caches.pendingVoids.withLock { ($0.queue.count, $0.dropped) }
+        pendingVoidStore.counts
     }
 
     /// Voids the unanswered decisions, oldest first, until Redis fails again. Returns how many
@@ -37,25 +37,30 @@ extension Engine {
     @discardableResult
     public func retryPendingVoids() async -> Int {
         var done = 0
-        while let (account, requestID) = caches.pendingVoids.withLock({ $0.queue.first }) {
+        while let pending = pendingVoidStore.first() {
             do {
-                try await void(account, requestID: requestID)
+                try await void(pending.account, requestID: pending.requestID)
             } catch where error.code == .redisUnavailable {
                 return done
             } catch {
                 // account_not_found and the like: nothing to void.
             }
-            caches.pendingVoids.withLock { pending in
-                if let first = pending.queue.first, first.0 == account, first.1 == requestID { pending.queue.removeFirst() }
-            }
+            pendingVoidStore.removeFirst(pending)
             done += 1
         }
         return done
     }
 
+    /// Voids a decision once Redis answers again: for a caller that answered a call as refused
+    /// after the engine gave up on it, where the engine itself does not void
+    /// (`voidsUnansweredDecisions` false: `--fail-open` when the call could not be journaled).
+    public func voidLater(_ id: AccountID, requestID: RequestID) {
+        pendingVoidStore.add(PendingVoid(account: id, requestID: requestID))
+    }
+
     func noteUnanswered(_ function: String, _ id: AccountID, _ requestID: RequestID) {
         guard voidsUnansweredDecisions, Self.voidableFunctions.contains(function) else { return }
-        caches.pendingVoids.withLock { $0.add(id, requestID) }
+        voidLater(id, requestID: requestID)
     }
 }
 

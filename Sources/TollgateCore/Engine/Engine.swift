@@ -19,12 +19,18 @@ public struct Engine: Sendable {
     /// refused (`coupon_secret_missing`). Call `prepareCoupons()` once it is set.
     public var couponKey: CouponKey?
 
+    /// Decisions whose reply never came (the caller was told 503), to be voided once Redis
+    /// answers again (`retryPendingVoids()`).
+    public let pendingVoidStore: any PendingVoidStore
+
     /// Makes an engine over a client without touching Redis; call `prepare()` before use, or
     /// use `start(redis:clock:)`.
-    public init(redis: RedisClient, clock: any EngineClock = SystemEngineClock()) {
+    public init(redis: RedisClient, clock: any EngineClock = SystemEngineClock(),
+                pendingVoids: any PendingVoidStore = InMemoryPendingVoids()) {
         self.redis = redis
         self.clock = clock
         self.caches = EngineCaches()
+        self.pendingVoidStore = pendingVoids
     }
 
     /// Connects, makes Redis run exactly the Lua in `lua/`, and returns a ready engine; with a

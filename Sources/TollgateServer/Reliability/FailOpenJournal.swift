@@ -1,9 +1,6 @@
 import Foundation
 import Synchronization
 import TollgateCore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// `--fail-open`: the calls allowed while Redis could not answer, kept in a local append-only
 /// file (one JSON line each) and in memory, bounded, until they are replayed as idempotent
@@ -54,6 +51,7 @@ public final class FailOpenJournal: Sendable {
     public let path: String
     /// The most entries kept; when full, calls fail closed again.
     public let capacity: Int
+    private let file: JournalFile<Entry>
     private let state: Mutex<[Entry]>
     private let replaying = Mutex(false)
 
@@ -61,15 +59,8 @@ public final class FailOpenJournal: Sendable {
     public init(path: String, capacity: Int) throws {
         self.path = path
         self.capacity = capacity
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        var entries: [Entry] = []
-        if let data = FileManager.default.contents(atPath: path) {
-            let decoder = JSONDecoder()
-            for line in data.split(separator: UInt8(ascii: "\n")) where !line.isEmpty {
-                // A line cut short by a crash mid-write is the only kind that can fail; skip it.
-                if let entry = try? decoder.decode(Entry.self, from: Data(line)) { entries.append(entry) }
-            }
-        }
+        file = try JournalFile(path: path)
+        let entries = file.read()
         state = Mutex(entries)
     }
 
@@ -79,10 +70,8 @@ public final class FailOpenJournal: Sendable {
     /// Appends an entry (to the file first); false when the journal is full or cannot be
     /// written, and the call must then fail closed.
     public func append(_ entry: Entry) -> Bool {
-        guard var line = try? JSONEncoder().encode(entry) else { return false }
-        line.append(UInt8(ascii: "\n"))
-        return state.withLock { entries in
-            guard entries.count < capacity, Self.write(line, to: path) else { return false }
+        state.withLock { entries in
+            guard entries.count < capacity, file.append(entry) else { return false }
             entries.append(entry)
             return true
         }
@@ -117,38 +106,10 @@ public final class FailOpenJournal: Sendable {
                 // Now and then, and at the end, rewrite the file with what is left: a crash
                 // replays at most what was done since, and a replay twice is a replay (same
                 // request id, same fingerprint).
-                if done % 256 == 0 { _ = Self.rewrite(entries, to: path) }
+                if done % 256 == 0 { file.rewrite(entries) }
             }
         }
-        state.withLock { _ = Self.rewrite($0, to: path) }
+        _ = state.withLock { file.rewrite($0) }
         return (replayed, dropped)
-    }
-
-    private static func write(_ bytes: Data, to path: String) -> Bool {
-        let descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
-        guard descriptor >= 0 else { return false }
-        defer { close(descriptor) }
-        return bytes.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let n = Glibc.write(descriptor, raw.baseAddress! + offset, raw.count - offset)
-                if n < 0 { if errno == EINTR { continue }; return false }
-                offset += n
-            }
-            return true
-        }
-    }
-
-    private static func rewrite(_ entries: [Entry], to path: String) -> Bool {
-        let encoder = JSONEncoder()
-        var data = Data()
-        for entry in entries {
-            guard let line = try? encoder.encode(entry) else { continue }
-            data.append(line)
-            data.append(UInt8(ascii: "\n"))
-        }
-        let temporary = path + ".tmp"
-        guard FileManager.default.createFile(atPath: temporary, contents: data, attributes: [.posixPermissions: 0o600]) else { return false }
-        return rename(temporary, path) == 0
     }
 }

@@ -75,6 +75,7 @@ struct GatewayRoutes: Sendable {
                 if mode == .debit, journaled(target, usage, requestID) {
                     return JSON.response(Decision.allowedWithoutRedis, headers: [Self.failOpenHeader: "1"])
                 }
+                voidUnjournaled(target, requestID)
             }
             throw APIError(error)
         }
@@ -102,6 +103,18 @@ struct GatewayRoutes: Sendable {
         guard failOpen.append(entry) else { return false }
         metrics.recordFailOpen()
         return true
+    }
+
+    /// With `--fail-open` the engine leaves unanswered decisions to the journal; one that could
+    /// not be journaled (the journal full, a hold) is answered 503, so it must be voided as
+    /// without `--fail-open`. A key this server never resolved was never sent: nothing to void.
+    private func voidUnjournaled(_ target: AuthorizeTarget, _ requestID: TollgateCore.RequestID) {
+        guard failOpen != nil else { return }
+        switch target {
+        case .account(let id): engine.voidLater(id, requestID: requestID)
+        case .key(let secret):
+            if let known = engine.cachedKey(secret: secret) { engine.voidLater(known.account, requestID: requestID) }
+        }
     }
 
     private enum FollowUp { case report, settle, release }
@@ -150,6 +163,7 @@ struct GatewayRoutes: Sendable {
                 if journaled(AuthorizeTarget.key(secret: secret), usage, requestID) {
                     return Response(status: .ok, headers: [Self.failOpenHeader: "1"])
                 }
+                voidUnjournaled(.key(secret: secret), requestID)
             }
             var failure = APIError(error)
             failure.headers[HTTPField.Name("X-Tollgate-Reason")!] = failure.code

@@ -122,7 +122,8 @@ struct ServeCommand: AsyncParsableCommand {
         // The gateway's decisions: connecting and answering each bounded by --redis-timeout.
         let decisionClient = try topology.client(RedisConfiguration(
             address: address, connectTimeout: timeout.duration, commandTimeout: timeout.duration, connectionCount: connections))
-        var gateway = Engine(redis: decisionClient)
+        var gateway = Engine(redis: decisionClient, pendingVoids: try PendingVoidJournal(
+            path: dataDirectory.appendingPathComponent("pending-voids.journal").path))
         gateway.voidsUnansweredDecisions = !failOpen
         let journal = try failOpen ? FailOpenJournal(
             path: dataDirectory.appendingPathComponent("fail-open.journal").path,
