@@ -150,20 +150,26 @@ end
 -- many ledger lines it wrote ('n'). Set by the body of idempotent(); nil otherwise.
 local idem_note = nil
 
--- Runs body() once per request id. A retry with the same id and the same operation gets the
+-- replay_of(k, fingerprint): the first reply to this request id, marked replayed, or nil when
+-- there is none; the same id for a different operation is refused.
+-- idempotent(k, fingerprint, body): runs body() once per request id. A retry with the same id and the same operation gets the
 -- first reply back, marked replayed, and changes nothing; the same id for a different
 -- operation is refused. Denials are not stored: a retry is decided afresh.
-local function idempotent(k, fingerprint, body)
+local function replay_of(k, fingerprint)
   local stored = redis.call('GET', k.idem)
-  if stored then
-    local record = cmsgpack.unpack(stored)
-    if record[1] ~= fingerprint then
-      fail('idempotency_conflict', 'this request id was already used for a different operation')
-    end
-    local first = record[2]
-    first[11] = 1
-    return first
+  if not stored then return nil end
+  local record = cmsgpack.unpack(stored)
+  if record[1] ~= fingerprint then
+    fail('idempotency_conflict', 'this request id was already used for a different operation')
   end
+  local first = record[2]
+  first[11] = 1
+  return first
+end
+
+local function idempotent(k, fingerprint, body)
+  local first = replay_of(k, fingerprint)
+  if first then return first end
   idem_note = nil
   local result = body()
   if result[1] == 'ok' then

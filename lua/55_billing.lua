@@ -44,15 +44,27 @@ local function count_coupon_failure(k, now, window)
   end
 end
 
--- coupon_precheck(max_failures, address_failures, address_ttl_ms)
--- KEYS: 1-4 the account's. The address's failures were read from its own key just before.
--- Past max_failures within the window every attempt is refused with too_many_attempts.
--- Reply detail (10): 1 when the account is closed.
+-- The operation a redemption's request id is kept for: the code, by its keyed hash.
+local function coupon_fingerprint(hash)
+  if type(hash) ~= 'string' or not string.match(hash, '^%x+$') then fail('invalid_argument', 'bad coupon hash') end
+  return 'coupon|' .. hash
+end
+
+-- coupon_precheck(max_failures, address_failures, address_ttl_ms, coupon_hash)
+-- KEYS: 1-4 the account's, 5 (optional) the request id's. The address's failures were read
+-- from its own key just before. A request id that redeemed this code already replays that
+-- answer (replayed 1) before anything else. Past max_failures within the window every attempt
+-- is refused with too_many_attempts. Reply detail (10): 1 when the account is closed.
 redis.register_function('coupon_precheck', function(keys, args)
   local k, now, periods = step_start(keys, args)
   local max_failures = integer_arg(args[8], 'max_failures', 1, MAX_LIMIT)
   local address_failures = integer_arg(args[9], 'address_failures', 0, MAX_AMOUNT)
   local address_ttl = integer_arg(args[10], 'address_ttl', 0, MAX_AMOUNT)
+  local fingerprint = coupon_fingerprint(args[11])
+  if k.idem then
+    local first = replay_of(k, fingerprint)
+    if first then return first end
+  end
   local a = load_account(k)
   expire_due(k, a, now, periods)
   local f = redis.call('HMGET', k.acct, 'cfail', 'cfail_until')
@@ -110,17 +122,8 @@ redis.register_function('coupon_rekey', function(keys, args)
   return 1
 end)
 
--- coupon_credit(coupon_hash, coupon_ref, amount, credit_expires, window_ms)
--- KEYS: 1-4 the account's. Credits a claimed coupon as promotional credit, at most once per
--- account and code; refused with already_redeemed (a failure) once credited, account_closed
--- when closed. Reply detail (10): when the credit expires.
-redis.register_function('coupon_credit', function(keys, args)
-  local k, now, periods = step_start(keys, args)
-  local hash, ref = args[8], args[9] or ''
-  local amount = amount_arg(args[10], 'amount')
-  local credit_expires = integer_arg(args[11], 'credit_expires', 0, MAX_AMOUNT)
-  local window = integer_arg(args[12], 'window_ms', 1, MAX_TTL_MS)
-  if type(hash) ~= 'string' or not string.match(hash, '^%x+$') then fail('invalid_argument', 'bad coupon hash') end
+-- The body of coupon_credit, once its arguments are checked.
+local function credit_claimed_coupon(k, now, periods, hash, ref, amount, credit_expires, window)
   local a = load_account(k)
   -- Before anything is written (expiry only lowers the balance).
   if a.balance + amount > MAX_AMOUNT then
@@ -141,6 +144,23 @@ redis.register_function('coupon_credit', function(keys, args)
   if credit_expires ~= NEVER then extra[3] = 'expires'; extra[4] = fmt(credit_expires) end
   local id = append_ledger(k, a, now, 'coupon', amount, 0, 'coupon:' .. ref, '', nil, extra)
   return reply(a, 'ok', '', id, '', amount, credit_expires)
+end
+
+-- coupon_credit(coupon_hash, coupon_ref, amount, credit_expires, window_ms)
+-- KEYS: 1-4 the account's, 5 (optional) the request id's: the answer is kept for it, so a
+-- retry replays it (coupon_precheck). Credits a claimed coupon as promotional credit, at most
+-- once per account and code; refused with already_redeemed (a failure) once credited,
+-- account_closed when closed. Reply detail (10): when the credit expires.
+redis.register_function('coupon_credit', function(keys, args)
+  local k, now, periods = step_start(keys, args)
+  local hash, ref = args[8], args[9] or ''
+  local amount = amount_arg(args[10], 'amount')
+  local credit_expires = integer_arg(args[11], 'credit_expires', 0, MAX_AMOUNT)
+  local window = integer_arg(args[12], 'window_ms', 1, MAX_TTL_MS)
+  local fingerprint = coupon_fingerprint(hash)
+  local function credit() return credit_claimed_coupon(k, now, periods, hash, ref, amount, credit_expires, window) end
+  if k.idem then return idempotent(k, fingerprint, credit) end
+  return credit()
 end)
 
 -- coupon_fail(reason, window_ms): KEYS 1-4 the account's. Counts a refused redemption against

@@ -171,6 +171,11 @@ struct BillingCLITests {
         #expect(redeemed.status == 0 && redeemed.stdout.contains("redeemed: 2"))
         let twice = try await cli.run("coupon", "redeem", "bill", codes[0])
         #expect(twice.status == 3 && twice.stdout.contains("already"))
+        // With a request id, a retry replays the first answer.
+        #expect(try await cli.run("account", "create", "bill-retry").status == 0)
+        #expect(try await cli.run("coupon", "redeem", "bill-retry", codes[2], "--id", "r-1").status == 0)
+        let retried = try await cli.run("coupon", "redeem", "bill-retry", codes[2], "--id", "r-1")
+        #expect(retried.status == 0 && retried.stdout.contains("redeemed: 2"), "\(retried)")
         #expect(try await cli.run("grant", "bill", "1.5", "--expires", "2099-01-01T00:00:00Z", "--id", "g1").status == 0)
         #expect(try await cli.run("grant", "bill", "1.5", "--expires", "next week", "--id", "g2").status == 2)
         #expect(try await cli.run("debit", "bill", "4", "--id", "d1").status == 0)

@@ -66,7 +66,8 @@ struct LuaFuzzTests {
         case "account_create": return [["0", amount()].randomElement(using: &r)!]
         case "key_create": return ["key_\(Int.random(in: 1...3, using: &r))", "abc123"]
         case "audit_snapshot", "events_snapshot": return []
-        case "coupon_precheck": return ["3", String(Int.random(in: 0...4, using: &r)), String(Int.random(in: 0...60_000, using: &r))]
+        case "coupon_precheck": return ["3", String(Int.random(in: 0...4, using: &r)), String(Int.random(in: 0...60_000, using: &r)),
+                                        "ab\(Int.random(in: 1...5, using: &r))"]
         case "coupon_credit": return ["ab\(Int.random(in: 1...5, using: &r))", "ref", amount(), ["0", "1900000000000"].randomElement(using: &r)!, "60000"]
         case "coupon_fail": return [["invalid", "expired", "exhausted"].randomElement(using: &r)!, "60000"]
         case "deposit_create":
@@ -97,7 +98,7 @@ struct LuaFuzzTests {
     /// Account steps that take no request id.
     static let withoutRequestID: Set<String> = ["account_get", "account_set_status", "limits_set", "key_revoke", "alert_set",
                                                 "account_create", "key_create", "audit_snapshot", "events_snapshot",
-                                                "coupon_precheck", "coupon_credit", "coupon_fail", "deposit_create",
+                                                "coupon_fail", "deposit_create",
                                                 "deposit_complete", "ledger_trim"]
 
     @Test("every function the library registers is fuzzed")

@@ -189,6 +189,50 @@ struct BillingE2ETests {
         }
     }
 
+    @Test("a redemption retried with its request id replays the first answer, even once the code ran out; the id for another code is a conflict; refusals are decided afresh")
+    func redemptionRetryReplays() async throws {
+        try await E2EServer.with(environment: Self.environment) { s in
+            try await s.account("retry")
+            try await s.account("other")
+            let token = try await s.accountToken(for: "retry")
+            let otherToken = try await s.accountToken(for: "other")
+            let created = try await s.admin("POST", "/v1/coupons", ["amount": "5", "count": 2, "max_redemptions": 1, "expires": "2099-01-01"])
+            let codes = (created.value["codes"]?.array ?? []).compactMap(\.string)
+            #expect(codes.count == 2, "\(created)")
+
+            let first = try await s.request("POST", "/v1/accounts/retry/redeem", token: token, ["code": codes[0], "request_id": "redeem-1"])
+            #expect(first.status == 200 && first.value["replayed"] == false && first.value["amount"] == "5", "\(first)")
+            // The answer was lost; the client retries with the same id (concurrently, too).
+            let retries = try await withThrowingTaskGroup(of: TestHTTPResponse.self) { group in
+                for _ in 0..<5 {
+                    group.addTask { try await s.request("POST", "/v1/accounts/retry/redeem", token: token, ["code": codes[0], "request_id": "redeem-1"]) }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            for retry in retries {
+                #expect(retry.status == 200 && retry.value["replayed"] == true, "\(retry)")
+                #expect(retry.value["entry_id"] == first.value["entry_id"] && retry.value["amount"] == "5")
+            }
+            let account = try await s.show("retry")
+            #expect(account["balance"] == "5" && account["promotional"] == "5", "credited more than once: \(account)")
+            // Without the id a second redemption is what it is.
+            let again = try await s.request("POST", "/v1/accounts/retry/redeem", token: token, ["code": codes[0]])
+            #expect(again.status == 422 && again.errorCode == "already_redeemed", "\(again)")
+            // The same id for another code is another operation.
+            let conflict = try await s.request("POST", "/v1/accounts/retry/redeem", token: token, ["code": codes[1], "request_id": "redeem-1"])
+            #expect(conflict.status == 409 && conflict.errorCode == "idempotency_conflict", "\(conflict)")
+            // A request id is the account's own: another account's same id is a new redemption.
+            let exhausted = try await s.request("POST", "/v1/accounts/other/redeem", token: otherToken, ["code": codes[0], "request_id": "redeem-1"])
+            #expect(exhausted.status == 422 && exhausted.errorCode == "exhausted", "\(exhausted)")
+            // A refusal is not kept: the same id then redeems a good code.
+            let bogus = try await s.request("POST", "/v1/accounts/other/redeem", token: otherToken, ["code": "TG-AAAA-BBBB-CCCC", "request_id": "redeem-2"])
+            #expect(bogus.status == 422 && bogus.errorCode == "invalid", "\(bogus)")
+            let good = try await s.request("POST", "/v1/accounts/other/redeem", token: otherToken, ["code": codes[1], "request_id": "redeem-2"])
+            #expect(good.status == 200 && good.value["replayed"] == false, "\(good)")
+            #expect(try await s.admin("GET", "/v1/audit").value["clean"] == true)
+        }
+    }
+
     @Test("failed coupon attempts count per client address: behind a trusted proxy by X-Forwarded-For, otherwise by the peer")
     func guessingPerAddress() async throws {
         try await E2EServer.with(arguments: ["--trusted-proxy", "127.0.0.1"], environment: Self.environment) { s in

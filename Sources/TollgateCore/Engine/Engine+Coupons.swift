@@ -75,8 +75,11 @@ extension Engine {
     /// coupon (the limit), then the credit on the account, which a permanent per-account marker
     /// makes happen at most once. A claim whose credit was cut off (a crash, a timeout) is
     /// completed by the next attempt. The same path runs on one Redis and on a cluster.
+    ///
+    /// With a `requestID`, a retry of a redemption that was applied replays its answer
+    /// (`replayed`), even after the code ran out; refusals are decided afresh, as everywhere.
     public func redeemCoupon(
-        _ id: AccountID, code: String, clientAddress: String? = nil,
+        _ id: AccountID, code: String, requestID: RequestID? = nil, clientAddress: String? = nil,
         policy: CouponGuessingPolicy = CouponGuessingPolicy()
     ) async throws(TollgateError) -> CouponRedemption {
         guard code.utf8.count <= 64 else { throw TollgateError(.invalidArgument, "a coupon code is at most 64 characters") }
@@ -90,9 +93,10 @@ extension Engine {
             addressFailures = try await send(RedisCommand(["GET", addressKey])).int64 ?? 0
             if addressFailures > 0 { addressTTL = max(0, try await send(RedisCommand(["PTTL", addressKey])).int64 ?? 0) }
         }
-        let check = try await step("coupon_precheck", id, nil, [
-            String(policy.maxFailures), String(addressFailures), String(addressTTL),
+        let check = try await step("coupon_precheck", id, requestID, [
+            String(policy.maxFailures), String(addressFailures), String(addressTTL), hash,
         ])
+        if check.replayed { return Self.redemption(check) }
         guard check.allowed else { return CouponRedemption(decision: check, creditExpires: nil) }
 
         let claim = try await couponCall("coupon_claim", keys, [
@@ -107,7 +111,7 @@ extension Engine {
             try await countAddressFailure(addressKey, window)
             return CouponRedemption(decision: refused, creditExpires: nil)
         }
-        let decision = try await step("coupon_credit", id, nil, [
+        let decision = try await step("coupon_credit", id, requestID, [
             hash, String(hash.prefix(12)), String(amount), String(creditExpires), window,
         ])
         if decision.reason == .alreadyRedeemed {
@@ -115,7 +119,12 @@ extension Engine {
         } else if decision.reason == .accountClosed, status == "claimed" {
             _ = try await couponCall("coupon_unclaim", keys, [id.rawValue])
         }
-        return CouponRedemption(decision: decision, creditExpires: decision.allowed && decision.detail < Self.never ? decision.detail : nil)
+        return Self.redemption(decision)
+    }
+
+    /// A redemption from `coupon_credit`'s answer (or its replay): the detail is the credit's expiry.
+    private static func redemption(_ decision: Decision) -> CouponRedemption {
+        CouponRedemption(decision: decision, creditExpires: decision.allowed && decision.detail < never ? decision.detail : nil)
     }
 
     func requireCouponKey() throws(TollgateError) -> CouponKey {

@@ -123,8 +123,9 @@ struct CreateCouponsBody: StrictDecodable {
 
 /// `POST /v1/accounts/{id}/redeem`
 struct RedeemBody: StrictDecodable {
-    static let fields: Set<String> = ["code"]
+    static let fields: Set<String> = ["code", "request_id"]
     let code: String
+    let request_id: String?
 }
 
 /// `POST /v1/accounts/{id}/grants`

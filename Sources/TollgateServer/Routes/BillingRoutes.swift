@@ -61,8 +61,10 @@ struct BillingRoutes: Sendable {
     private func redeem(_ request: Request, _ context: TollgateRequestContext) async throws -> Response {
         let id = try await auth.requireAdminOrAccount(request) { try PathParameter.account(context) }
         let body = try await JSON.decode(RedeemBody.self, from: request)
+        let requestID = try apiCall { () throws(TollgateError) in try body.request_id.map { (text) throws(TollgateError) in try RequestID(text) } }
         let redemption = try await engineCall { () async throws(TollgateError) in
-            try await engine.redeemCoupon(id, code: body.code, clientAddress: clientAddress.key(request, context), policy: couponPolicy)
+            try await engine.redeemCoupon(id, code: body.code, requestID: requestID, clientAddress: clientAddress.key(request, context),
+                                          policy: couponPolicy)
         }
         let decision = redemption.decision
         guard decision.allowed else {
@@ -208,8 +210,10 @@ struct RedemptionView: Encodable {
     let credit_expires: String?
     let entry_id: String?
     let account: AccountState?
+    let replayed: Bool
 
     init(_ redemption: CouponRedemption) {
+        replayed = redemption.decision.replayed
         amount = redemption.decision.amount
         credit_expires = redemption.creditExpires.map(Timestamp.iso8601(milliseconds:))
         entry_id = redemption.decision.entryID

@@ -68,6 +68,8 @@ struct CouponCommand: AsyncParsableCommand {
             abstract: "Redeem a coupon code on an account; exits 3 when refused (invalid, expired, exhausted, already_redeemed).")
         @Argument(help: "The account's id.") var id: String
         @Argument(help: "The coupon code.") var code: String
+        @Option(name: .customLong("id"), help: "A request id: a retry with it replays the first answer instead of already_redeemed.")
+        var requestID: String?
         @Flag(help: "Print the decision as JSON.") var json = false
         @OptionGroup var options: EngineOptions
         @OptionGroup var secret: CouponSecretOptions
@@ -75,7 +77,7 @@ struct CouponCommand: AsyncParsableCommand {
         func run() async throws {
             let account = try AccountID(id)
             let engine = try await secret.engine(options)
-            let redemption = try await engine.redeemCoupon(account, code: code)
+            let redemption = try await engine.redeemCoupon(account, code: code, requestID: try requestID.map { try RequestID($0) })
             let expiry = redemption.creditExpires.map { ", expiring \(Timestamp.iso8601(milliseconds: $0))" } ?? ""
             try Output.decision(redemption.decision, json: json) { decision, account in
                 "redeemed: \(decision.amount) of promotional credit\(expiry); balance \(account.balance) (promotional \(account.promotional))"
