@@ -114,6 +114,43 @@ struct BillingE2ETests {
         }
     }
 
+    @Test("a deposit started again with its request id (20 times at once) is the same deposit, made once; another deposit under that id is 409; without an id each call is a new deposit")
+    func depositRetryIsTheSameDeposit() async throws {
+        try await E2EServer.with(environment: Self.environment) { s in
+            try await s.account("retrier")
+            try await s.account("neighbour")
+            let token = try await s.accountToken(for: "retrier")
+            let neighbour = try await s.accountToken(for: "neighbour")
+            let body: [String: Any] = ["amount": "12", "token": "USDT", "provider": "moonpay", "request_id": "topup-7"]
+            let made = try await withThrowingTaskGroup(of: TestHTTPResponse.self) { group in
+                for _ in 0..<20 {
+                    group.addTask {
+                        try await s.request("POST", "/v1/accounts/retrier/deposits", token: token,
+                                            ["amount": "12", "token": "USDT", "provider": "moonpay", "request_id": "topup-7"])
+                    }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            let ids = Set(made.compactMap { $0.value["id"]?.string })
+            #expect(made.allSatisfy { $0.status == 201 }, "\(made.filter { $0.status != 201 })")
+            #expect(ids.count == 1, "\(ids)")
+            let listed = try await s.request("GET", "/v1/accounts/retrier/deposits", token: token).value["deposits"]?.array ?? []
+            #expect(listed.count == 1, "\(listed)")
+            // The same request id for another amount is another deposit: refused.
+            let other = try await s.request("POST", "/v1/accounts/retrier/deposits", token: token, body.merging(["amount": "13"]) { $1 })
+            #expect(other.status == 409 && other.errorCode == "deposit_exists", "\(other)")
+            // Request ids are per account.
+            let theirs = try await s.request("POST", "/v1/accounts/neighbour/deposits", token: neighbour, body)
+            let theirID = theirs.value["id"]?.string
+            #expect(theirs.status == 201 && theirID != nil && !ids.contains(theirID!), "\(theirs)")
+            // Without a request id every call starts a deposit.
+            let plain: [String: Any] = ["amount": "12", "token": "USDT", "provider": "moonpay"]
+            #expect(try await s.request("POST", "/v1/accounts/retrier/deposits", token: token, plain).status == 201)
+            #expect(try await s.request("POST", "/v1/accounts/retrier/deposits", token: token, plain).status == 201)
+            #expect((try await s.request("GET", "/v1/accounts/retrier/deposits", token: token).value["deposits"]?.array ?? []).count == 3)
+        }
+    }
+
     @Test("an account token starts at most 100 deposits in 24 hours: the 101st is 429 and leaves nothing behind",
           .enabled(if: !TestRedis.isCluster, "counts the keys of the one Redis"))
     func depositsAreCapped() async throws {

@@ -14,6 +14,10 @@ extension Engine {
     /// Records a pending deposit of `credits` on an account: `tokenAmount` of `token` to
     /// `address` on `network`, through `provider`. The id goes to the provider's checkout,
     /// which sends it back.
+    ///
+    /// A deposit id that exists already on this account for the same deposit (a retry with the
+    /// id `DepositID.derived(account:requestID:)` gave) returns that deposit; on another account
+    /// or for another deposit, `deposit_exists`.
     public func createDeposit(
         _ id: AccountID, credits: Money, token: String, tokenAmount: String, provider: String,
         network: String, address: String, depositID: DepositID = .random()
@@ -22,14 +26,36 @@ extension Engine {
         // The index first: a deposit never exists without it. A refused deposit takes its index
         // back, so refusals (over the daily cap, a closed account) leave nothing behind; one
         // left by a crash in between is harmless (it names no record).
-        guard try await send(RedisCommand(["SET", depositID.indexKey, id.rawValue, "NX"])).string == "OK" else {
-            throw TollgateError(.depositExists, "this deposit id is taken")
+        func retried() async throws(TollgateError) -> Deposit? {
+            let existing: Deposit
+            do {
+                existing = try await deposit(depositID, account: id)
+            } catch where error.code == .depositNotFound {
+                return nil
+            }
+            guard existing.credits == credits, existing.token == token, existing.tokenAmount == tokenAmount,
+                  existing.provider == provider, existing.network == network, existing.address == address else {
+                throw TollgateError(.depositExists, "this deposit id is taken by another deposit")
+            }
+            return existing
+        }
+        if try await send(RedisCommand(["SET", depositID.indexKey, id.rawValue, "NX"])).string != "OK" {
+            if let existing = try await retried() { return existing }
+            // The index is this account's, its deposit not written yet: a try with the same id
+            // that crashed in between, or runs now. The step below decides (atomically).
+            guard try await send(RedisCommand(["GET", depositID.indexKey])).string == id.rawValue else {
+                throw TollgateError(.depositExists, "this deposit id is taken")
+            }
         }
         let decision: Decision
         do {
             decision = try await step("deposit_create", id, nil, [
                 depositID.rawValue, String(credits.micros), token, tokenAmount, provider, network, address,
             ])
+        } catch where error.code == .depositExists {
+            // A concurrent try with the same id wrote it first.
+            if let existing = try await retried() { return existing }
+            throw error
         } catch {
             if error.code != .redisUnavailable { _ = try? await send(RedisCommand(["DEL", depositID.indexKey])) }
             throw error

@@ -34,6 +34,10 @@ public enum APIKeySecret {
 
     static func randomCharacters(_ count: Int) -> String {
         var generator = SystemRandomNumberGenerator()
+        return randomCharacters(count, using: &generator)
+    }
+
+    static func randomCharacters(_ count: Int, using generator: inout some RandomNumberGenerator) -> String {
         let bytes = (0..<count).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &generator)] }
         return String(decoding: bytes, as: UTF8.self)
     }

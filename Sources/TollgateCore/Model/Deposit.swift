@@ -9,6 +9,14 @@ public struct DepositID: Sendable, Hashable, CustomStringConvertible {
         DepositID(unchecked: "dep_" + APIKeySecret.randomCharacters(24))
     }
 
+    /// The id of the deposit an account starts with `requestID`: the same for every retry, so a
+    /// retry finds the deposit it made instead of starting another. Deposit ids need not be
+    /// secret (a provider's word on one is signed); this one is as unique as a random one.
+    public static func derived(account: AccountID, requestID: RequestID) -> DepositID {
+        var generator = SeededGenerator(seed: Array("deposit\u{0}".utf8) + Array(account.rawValue.utf8) + [0] + Array(requestID.rawValue.utf8))
+        return DepositID(unchecked: "dep_" + APIKeySecret.randomCharacters(24, using: &generator))
+    }
+
     private init(unchecked rawValue: String) { self.rawValue = rawValue }
 
     /// Parses the text form; `invalid_argument` when it is not a deposit id.

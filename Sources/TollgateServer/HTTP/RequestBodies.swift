@@ -138,8 +138,9 @@ struct GrantBody: StrictDecodable {
 
 /// `POST /v1/accounts/{id}/deposits`
 struct DepositBody: StrictDecodable {
-    static let fields: Set<String> = ["amount", "token", "provider"]
+    static let fields: Set<String> = ["amount", "token", "provider", "request_id"]
     let amount: String
     let token: String
     let provider: String
+    let request_id: String?
 }

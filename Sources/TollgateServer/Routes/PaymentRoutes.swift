@@ -32,7 +32,10 @@ struct PaymentRoutes: Sendable {
         guard let provider = payments.provider(named: body.provider) else {
             throw APIError.badRequest("'provider' is one of \(payments.providers.map(\.name).joined(separator: ", "))")
         }
-        let depositID = DepositID.random()
+        // With a request id a retry names the same deposit, and gets it back instead of a second one.
+        let depositID = try apiCall { () throws(TollgateError) in
+            try body.request_id.map { (text) throws(TollgateError) in DepositID.derived(account: id, requestID: try RequestID(text)) } ?? .random()
+        }
         let (checkout, credits) = try Self.payments { () throws(PaymentsError) in
             let checkout = try payments.checkout(depositID: depositID.description, amount: body.amount, token: body.token, createdAt: Date())
             return (checkout, try payments.credits(forAmount: body.amount, currency: checkout.token))
