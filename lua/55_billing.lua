@@ -1,8 +1,11 @@
 -- Billing: coupons, crypto deposits confirmed by a provider, and archiving the ledger.
 
--- coupon_create(amount, max_redemptions, expires_ms, account, credit_expires_ms)
+-- coupon_create(amount, max_redemptions, expires_ms, account, credit_expires_ms, batch, operation)
 -- KEYS: 1 the coupon's record 'tg:{cp:HASH}:coupon', HASH its keyed hash (CouponKey).
 -- account '' lets any account redeem it; credit_expires_ms 0: the credit never expires.
+-- batch and operation are keyed fingerprints of the batch (its request id) and of the batch
+-- with its figures: a code that exists already from the same batch is a retry ('EXISTS'), from
+-- the same batch with other figures idempotency_conflict, from another batch coupon_exists.
 redis.register_function('coupon_create', function(keys, args)
   local now = integer_arg(args[1], 'now', 0, MAX_AMOUNT)
   local amount = amount_arg(args[8], 'amount')
@@ -10,10 +13,21 @@ redis.register_function('coupon_create', function(keys, args)
   local expires = integer_arg(args[10], 'expires', 1, MAX_AMOUNT)
   local account = args[11] or ''
   local credit_expires = integer_arg(args[12], 'credit_expires', 0, MAX_AMOUNT)
+  local batch, operation = args[13], args[14]
+  for _, fingerprint in ipairs({ batch, operation }) do
+    if type(fingerprint) ~= 'string' or not string.match(fingerprint, '^%x+$') then fail('invalid_argument', 'bad batch fingerprint') end
+  end
   if expires <= now then fail('invalid_argument', 'expires must be in the future') end
-  if redis.call('EXISTS', keys[1]) == 1 then fail('coupon_exists', 'this code exists already') end
+  local existing = redis.call('HMGET', keys[1], 'amount', 'batch', 'operation')
+  if existing[1] then
+    if existing[2] ~= batch then fail('coupon_exists', 'this code exists already') end
+    if existing[3] ~= operation then
+      fail('idempotency_conflict', 'this request id was already used for coupons with other figures')
+    end
+    return 'EXISTS'
+  end
   redis.call('HSET', keys[1], 'amount', fmt(amount), 'max', fmt(max), 'count', 0, 'expires', fmt(expires),
-    'account', account, 'credit_expires', fmt(credit_expires), 'created', fmt(now))
+    'account', account, 'credit_expires', fmt(credit_expires), 'created', fmt(now), 'batch', batch, 'operation', operation)
   return 'OK'
 end)
 
@@ -205,6 +219,9 @@ redis.register_function('deposit_create', function(keys, args)
   local credits = amount_arg(args[9], 'credits')
   local token, token_amount, provider, network, address = args[10], args[11], args[12], args[13] or '', args[14] or ''
   if type(id) ~= 'string' or not string.match(id, '^[%w_%.%-]+$') then fail('invalid_argument', 'bad deposit id') end
+  for _, text in ipairs({ token or false, token_amount or false, provider or false }) do
+    if type(text) ~= 'string' or text == '' then fail('invalid_argument', 'the token, its amount and the provider are required') end
+  end
   local a = load_account(k)
   if a.status == 'closed' then return denied(a, 'account_closed') end
   local key = k.base .. 'dep:' .. id

@@ -171,6 +171,11 @@ struct BillingCLITests {
         #expect(redeemed.status == 0 && redeemed.stdout.contains("redeemed: 2"))
         let twice = try await cli.run("coupon", "redeem", "bill", codes[0])
         #expect(twice.status == 3 && twice.stdout.contains("already"))
+        // A batch made with a request id is made once.
+        let batch = try await cli.run("coupon", "create", "--amount", "1", "--count", "2", "--expires", "2099-01-01", "--id", "b-1")
+        let batchAgain = try await cli.run("coupon", "create", "--amount", "1", "--count", "2", "--expires", "2099-01-01", "--id", "b-1")
+        #expect(batch.status == 0 && batch.stdout.split(separator: "\n").count == 2 && batchAgain.stdout == batch.stdout, "\(batch) \(batchAgain)")
+        #expect(try await cli.run("coupon", "create", "--amount", "1", "--id", "b-2").status == 2)
         // With a request id, a retry replays the first answer.
         #expect(try await cli.run("account", "create", "bill-retry").status == 0)
         #expect(try await cli.run("coupon", "redeem", "bill-retry", codes[2], "--id", "r-1").status == 0)

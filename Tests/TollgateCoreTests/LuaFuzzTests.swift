@@ -77,7 +77,8 @@ struct LuaFuzzTests {
                     ["completed", "failed", "rejected"].randomElement(using: &r)!, amount(), "5 usdt", "wrong_destination"]
         case "ledger_trim": return ["\(1_800_000_000_000 + Int.random(in: 0...100_000, using: &r))-0", "1800000000000-0"]
         // The coupon's own slot, and a client address's counter (keys of their own).
-        case "coupon_create": return [amount(), String(Int.random(in: 1...3, using: &r)), "1900000000000", "", ["0", "1900000000000"].randomElement(using: &r)!]
+        case "coupon_create": return [amount(), String(Int.random(in: 1...3, using: &r)), "1900000000000", "", ["0", "1900000000000"].randomElement(using: &r)!,
+                                      ["b1", "b2"].randomElement(using: &r)!, ["f1", "f2"].randomElement(using: &r)!]
         case "coupon_claim": return [String(Int.random(in: 1_800_000_000_000...1_800_000_100_000, using: &r)), "fz-a", ["0", "1"].randomElement(using: &r)!]
         case "coupon_unclaim": return ["fz-a"]
         case "coupon_address_failed": return ["60000"]

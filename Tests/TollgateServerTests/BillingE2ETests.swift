@@ -226,6 +226,38 @@ struct BillingE2ETests {
         }
     }
 
+    @Test("coupon creation retried with its request id (5 times at once) returns the same codes and mints none; other figures under that id are 409")
+    func couponCreationRetry() async throws {
+        try await E2EServer.with(environment: Self.environment) { s in
+            let redis = s.testRedis.client(connections: 1)
+            defer { redis.close() }
+            func records() async throws -> Int { try await redis.scanKeys(matching: "tg:{cp:*}:coupon").count }
+            let first = try await s.admin("POST", "/v1/coupons", ["amount": "2", "count": 3, "expires": "2099-01-01", "request_id": "batch-1"])
+            let codes = (first.value["codes"]?.array ?? []).compactMap(\.string)
+            #expect(first.status == 201 && codes.count == 3, "\(first)")
+            let retries = try await withThrowingTaskGroup(of: TestHTTPResponse.self) { group in
+                for _ in 0..<5 {
+                    group.addTask { try await s.admin("POST", "/v1/coupons", ["amount": "2", "count": 3, "expires": "2099-01-01", "request_id": "batch-1"]) }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            for retry in retries {
+                #expect(retry.status == 201 && (retry.value["codes"]?.array ?? []).compactMap(\.string) == codes, "\(retry)")
+            }
+            #expect(try await records() == 3)
+            let other = try await s.admin("POST", "/v1/coupons", ["amount": "3", "count": 3, "expires": "2099-01-01", "request_id": "batch-1"])
+            #expect(other.status == 409 && other.errorCode == "idempotency_conflict", "\(other)")
+            let fresh = try await s.admin("POST", "/v1/coupons", ["amount": "2", "count": 3, "expires": "2099-01-01"])
+            let freshCodes = Set((fresh.value["codes"]?.array ?? []).compactMap(\.string))
+            #expect(freshCodes.count == 3 && freshCodes.isDisjoint(with: codes), "\(fresh)")
+            #expect(try await records() == 6)
+            // The codes work as any others.
+            try await s.account("batcher")
+            let token = try await s.accountToken(for: "batcher")
+            #expect(try await s.request("POST", "/v1/accounts/batcher/redeem", token: token, ["code": codes[2]]).status == 200)
+        }
+    }
+
     @Test("a redemption retried with its request id replays the first answer, even once the code ran out; the id for another code is a conflict; refusals are decided afresh")
     func redemptionRetryReplays() async throws {
         try await E2EServer.with(environment: Self.environment) { s in

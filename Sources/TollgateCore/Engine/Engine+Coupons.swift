@@ -16,9 +16,13 @@ extension Engine {
     /// Creates `count` unique coupon codes worth `amount` each, redeemable `maxRedemptions`
     /// times (by different accounts) until `expires`, by any account or only `account`.
     /// The credit they give is promotional and expires at `creditExpires` (nil: never).
+    ///
+    /// With a `requestID`, the codes are drawn from it and the coupon secret, so a retry of the
+    /// same request makes no new codes and returns the same ones (those a crash left unmade are
+    /// made now); the same request id with other figures is `idempotency_conflict`.
     public func createCoupons(
         amount: Money, count: Int, maxRedemptions: Int = 1, expires: Int64,
-        account: AccountID? = nil, creditExpires: Int64? = nil
+        account: AccountID? = nil, creditExpires: Int64? = nil, requestID: RequestID? = nil
     ) async throws(TollgateError) -> CouponBatch {
         guard amount.isPositive else { throw TollgateError(.invalidAmount, "a coupon must be worth a positive amount") }
         guard (1...100_000).contains(count) else { throw TollgateError(.invalidArgument, "count must be between 1 and 100000") }
@@ -31,32 +35,37 @@ extension Engine {
             throw TollgateError(.invalidArgument, "the credit's expiry must be in the future")
         }
         let key = try requireCouponKey()
+        let batch = requestID?.rawValue ?? "random:" + APIKeySecret.randomCharacters(32)
+        let figures = [String(amount.micros), String(maxRedemptions), String(expires), account?.rawValue ?? "", String(creditExpires ?? 0)]
+        let fingerprints = key.batchFingerprints(batch: batch, operation: figures.joined(separator: "|"))
         var codes: [String] = []
         codes.reserveCapacity(count)
+        // Codes are drawn by index; one that collides with another batch's is skipped, so a
+        // retry skips the same ones and returns the same codes in the same order.
+        var next = 0
         while codes.count < count {
-            let batch = (0..<min(1000, count - codes.count)).map { _ in CouponCode.generate() }
-            let replies = await withTaskGroup(of: (String, Result<RESPValue, TollgateError>).self) { group in
-                for code in batch {
-                    group.addTask {
-                        let command = RedisCommand.fcall(
-                            "coupon_create", keys: [CouponCode.keys(hash: key.hash(code: code)).record],
-                            arguments: [String(now)] + SpendPeriods(milliseconds: now).arguments + [
-                                String(amount.micros), String(maxRedemptions), String(expires),
-                                account?.rawValue ?? "", String(creditExpires ?? 0),
-                            ])
-                        return (code, await Self.call(redis, command))
-                    }
+            let indices = next..<(next + min(1000, count - codes.count))
+            next = indices.upperBound
+            let replies = await withTaskGroup(of: (Int, String, Result<RESPValue, TollgateError>).self) { group in
+                for index in indices {
+                    var generator = key.codeGenerator(batch: batch, index: index)
+                    let code = CouponCode.generate(using: &generator)
+                    let command = RedisCommand.fcall(
+                        "coupon_create", keys: [CouponCode.keys(hash: key.hash(code: code)).record],
+                        arguments: [String(now)] + SpendPeriods(milliseconds: now).arguments + figures
+                            + [fingerprints.request, fingerprints.operation])
+                    group.addTask { (index, code, await Self.call(redis, command)) }
                 }
-                var all: [(String, Result<RESPValue, TollgateError>)] = []
+                var all: [(Int, String, Result<RESPValue, TollgateError>)] = []
                 for await reply in group { all.append(reply) }
-                return all
+                return all.sorted { $0.0 < $1.0 }
             }
-            for (code, result) in replies {
+            for (_, code, result) in replies {
                 switch result {
                 case .failure(let error): throw error
                 case .success(.error(let message)):
                     let error = TollgateError(serverReply: message)
-                    if error.code == TollgateError.Code.couponExists { continue }  // a collision: draw again
+                    if error.code == TollgateError.Code.couponExists { continue }  // another batch's code: draw again
                     throw error
                 case .success: codes.append(code)
                 }

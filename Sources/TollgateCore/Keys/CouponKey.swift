@@ -40,6 +40,20 @@ public struct CouponKey: Sendable {
         Self.mac(Array(unkeyed.utf8), secret)
     }
 
+    /// The random numbers code `index` of batch `batch` is drawn with: keyed, so only the
+    /// secret's holder can draw a batch's codes again (a retry of its creation does).
+    func codeGenerator(batch: String, index: Int) -> SeededGenerator {
+        let message = Array("coupon code\u{0}\(batch)\u{0}\(index)".utf8)
+        return SeededGenerator(seed: Array(HMAC<SHA256>.authenticationCode(for: message, using: SymmetricKey(data: secret))))
+    }
+
+    /// What a coupon record keeps of the batch it was made in: the batch (`request`), and the
+    /// batch with what it was asked to make (`operation`). Keyed, so they reveal neither.
+    func batchFingerprints(batch: String, operation: String) -> (request: String, operation: String) {
+        (String(Self.mac(Array("coupon batch\u{0}\(batch)".utf8), secret).prefix(32)),
+         String(Self.mac(Array("coupon batch\u{0}\(batch)\u{0}\(operation)".utf8), secret).prefix(32)))
+    }
+
     private static func mac(_ message: [UInt8], _ secret: [UInt8]) -> String {
         hex(HMAC<SHA256>.authenticationCode(for: message, using: SymmetricKey(data: secret)))
     }

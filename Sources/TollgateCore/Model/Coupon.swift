@@ -4,9 +4,8 @@
 public enum CouponCode {
     static let alphabet = Array("ABCDEFGHJKMNPQRSTUVWXYZ23456789".utf8)
 
-    /// A new random code.
-    static func generate() -> String {
-        var generator = SystemRandomNumberGenerator()
+    /// A new code drawn with `generator`.
+    static func generate(using generator: inout some RandomNumberGenerator) -> String {
         let groups = (0..<3).map { _ in
             String(decoding: (0..<4).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &generator)] }, as: UTF8.self)
         }

@@ -112,13 +112,14 @@ struct AnyCodingKey: CodingKey {
 
 /// `POST /v1/coupons`
 struct CreateCouponsBody: StrictDecodable {
-    static let fields: Set<String> = ["amount", "count", "max_redemptions", "expires", "account", "credit_expires"]
+    static let fields: Set<String> = ["amount", "count", "max_redemptions", "expires", "account", "credit_expires", "request_id"]
     let amount: String
     let count: Int?
     let max_redemptions: Int?
     let expires: String
     let account: String?
     let credit_expires: String?
+    let request_id: String?
 }
 
 /// `POST /v1/accounts/{id}/redeem`

@@ -50,10 +50,11 @@ struct BillingRoutes: Sendable {
             guard let text = body.account else { return nil }
             return try AccountID(text)
         }
+        let requestID = try apiCall { () throws(TollgateError) in try body.request_id.map { (text) throws(TollgateError) in try RequestID(text) } }
         let batch = try await engineCall { () async throws(TollgateError) in
             try await engine.createCoupons(
                 amount: try Money(parsing: body.amount), count: body.count ?? 1, maxRedemptions: body.max_redemptions ?? 1,
-                expires: expires, account: account, creditExpires: creditExpires)
+                expires: expires, account: account, creditExpires: creditExpires, requestID: requestID)
         }
         return JSON.response(batch, status: .created)
     }

@@ -42,18 +42,24 @@ struct CouponCommand: AsyncParsableCommand {
         @Option(help: "Until when the codes can be redeemed. Default: in 30 days.") var expires: TimeArgument?
         @Option(help: "Only this account may redeem them.") var account: String?
         @Option(help: "When the credit they give expires. Default: never.") var creditExpires: TimeArgument?
+        @Option(name: .customLong("id"), help: "A request id: a retry with it prints the same codes and makes none.")
+        var requestID: String?
         @Flag(help: "Print {\"codes\": [...], ...} as JSON.") var json = false
         @OptionGroup var options: EngineOptions
         @OptionGroup var secret: CouponSecretOptions
 
         func run() async throws {
+            if requestID != nil, expires == nil {
+                throw ValidationError("--id needs --expires: the default expiry moves with time, so a retry would ask for other coupons")
+            }
             let money = try Money(parsing: amount)
             let bound = try account.map { try AccountID($0) }
             let until = expires?.milliseconds ?? Int64(Date().timeIntervalSince1970 * 1000) + 30 * 86_400_000
             let creditUntil = creditExpires?.milliseconds
             let engine = try await secret.engine(options)
             let batch = try await engine.createCoupons(
-                amount: money, count: count, maxRedemptions: maxRedemptions, expires: until, account: bound, creditExpires: creditUntil)
+                amount: money, count: count, maxRedemptions: maxRedemptions, expires: until, account: bound, creditExpires: creditUntil,
+                requestID: try requestID.map { try RequestID($0) })
             if json {
                 Output.json(batch)
             } else {
