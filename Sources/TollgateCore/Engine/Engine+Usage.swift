@@ -2,8 +2,9 @@ import Foundation
 import TollgateRedis
 
 extension Engine {
-    /// At most this many aggregate hashes are read for one breakdown.
-    static let maximumUsageBuckets = 20_000
+    /// At most this many aggregate hashes are read for one breakdown: 100 days by the hour; a
+    /// year by the day or the month takes far fewer (months and days tile it).
+    static let maximumUsageBuckets = 2_400
 
     /// Usage of an account over `[from, to)` (rounded out to whole hours), grouped as asked.
     /// Reads the aggregates of the fewest whole months, days and hours that tile the range:

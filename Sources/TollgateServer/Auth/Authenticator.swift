@@ -18,11 +18,14 @@ struct Authenticator: Sendable {
     private let adminDigest: [UInt8]
     private let serviceDigest: [UInt8]
     let engine: Engine
+    /// Bounds account tokens on the costly routes (`requireAdminOrAccount(_:costly:account:)`).
+    let quota: AccountTokenQuota
 
-    init(adminToken: String, serviceToken: String, engine: Engine) {
+    init(adminToken: String, serviceToken: String, engine: Engine, quota: AccountTokenQuota = AccountTokenQuota()) {
         adminDigest = Array(APIKeySecret.hash(adminToken).utf8)
         serviceDigest = Array(APIKeySecret.hash(serviceToken).utf8)
         self.engine = engine
+        self.quota = quota
     }
 
     /// The caller a token belongs to, or nil for an unknown token.
@@ -61,10 +64,16 @@ struct Authenticator: Sendable {
 
     /// The admin, or the account's own token. The caller is known (401) before the account id
     /// in the path is read (400), so a caller without a token learns nothing from the path.
-    func requireAdminOrAccount(_ request: Request, account: () throws -> AccountID) async throws -> AccountID {
+    ///
+    /// A `costly` route (one that reads much of Redis or leaves state behind) also counts the
+    /// call against the account token's quota (429 `rate_limited` past it); the admin's are not.
+    func requireAdminOrAccount(_ request: Request, costly: Bool = false, account: () throws -> AccountID) async throws -> AccountID {
         let caller = try await caller(of: request)
         let id = try account()
         guard caller == .admin || caller == .account(id) else { throw APIError.forbidden }
+        if costly, caller != .admin, let token = Self.bearer(request.headers[.authorization]) {
+            try quota.admit(APIKeySecret.hash(token))
+        }
         return id
     }
 

@@ -20,7 +20,7 @@ struct BillingRoutes: Sendable {
         router.post("/v1/accounts/:id/grants") { request, context in try await grant(request, context) }
         router.get("/v1/accounts/:id/payments") { request, context in try await payments(request, context) }
         router.get("/v1/accounts/:id/usage") { request, context in
-            let id = try await auth.requireAdminOrAccount(request) { try PathParameter.account(context) }
+            let id = try await auth.requireAdminOrAccount(request, costly: true) { try PathParameter.account(context) }
             return JSON.response(try await breakdown(id, request.uri.queryParameters))
         }
         router.get("/v1/accounts/:id/reports/transactions.csv") { request, context in
@@ -30,13 +30,13 @@ struct BillingRoutes: Sendable {
             try await transactions(request, context, csv: false)
         }
         router.get("/v1/accounts/:id/reports/usage.csv") { request, context in
-            let id = try await auth.requireAdminOrAccount(request) { try PathParameter.account(context) }
+            let id = try await auth.requireAdminOrAccount(request, costly: true) { try PathParameter.account(context) }
             let usage = try await breakdown(id, request.uri.queryParameters)
             return Response(status: .ok, headers: Self.download("usage", id, "csv"),
                             body: .init(byteBuffer: ByteBuffer(string: usage.csv())))
         }
         router.get("/v1/accounts/:id/reports/usage.json") { request, context in
-            let id = try await auth.requireAdminOrAccount(request) { try PathParameter.account(context) }
+            let id = try await auth.requireAdminOrAccount(request, costly: true) { try PathParameter.account(context) }
             return JSON.response(try await breakdown(id, request.uri.queryParameters))
         }
     }
@@ -60,7 +60,7 @@ struct BillingRoutes: Sendable {
     }
 
     private func redeem(_ request: Request, _ context: TollgateRequestContext) async throws -> Response {
-        let id = try await auth.requireAdminOrAccount(request) { try PathParameter.account(context) }
+        let id = try await auth.requireAdminOrAccount(request, costly: true) { try PathParameter.account(context) }
         let body = try await JSON.decode(RedeemBody.self, from: request)
         let requestID = try apiCall { () throws(TollgateError) in try body.request_id.map { (text) throws(TollgateError) in try RequestID(text) } }
         let redemption = try await engineCall { () async throws(TollgateError) in
@@ -124,7 +124,7 @@ struct BillingRoutes: Sendable {
 
     /// Streams the transactions page by page: memory stays flat whatever the range holds.
     private func transactions(_ request: Request, _ context: TollgateRequestContext, csv: Bool) async throws -> Response {
-        let id = try await auth.requireAdminOrAccount(request) { try PathParameter.account(context) }
+        let id = try await auth.requireAdminOrAccount(request, costly: true) { try PathParameter.account(context) }
         let (from, to) = try Self.range(request.uri.queryParameters)
         let report = try await engineCall { () async throws(TollgateError) in try await engine.transactionReport(id, from: from, to: to) }
         let source = engine

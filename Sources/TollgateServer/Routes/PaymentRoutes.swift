@@ -27,7 +27,7 @@ struct PaymentRoutes: Sendable {
     }
 
     private func createDeposit(_ request: Request, _ context: TollgateRequestContext) async throws -> Response {
-        let id = try await auth.requireAdminOrAccount(request) { try PathParameter.account(context) }
+        let id = try await auth.requireAdminOrAccount(request, costly: true) { try PathParameter.account(context) }
         let body = try await JSON.decode(DepositBody.self, from: request)
         guard let provider = payments.provider(named: body.provider) else {
             throw APIError.badRequest("'provider' is one of \(payments.providers.map(\.name).joined(separator: ", "))")
