@@ -146,4 +146,38 @@ struct TokenGuessingTests {
             #expect(try await s.admin("GET", "/v1/accounts/wg").status == 200)
         }
     }
+
+    @Test("WebSocket upgrades that fail because Redis is down are no guesses: once Redis is back the valid token upgrades",
+          .enabled(if: !TestRedis.isCluster, "stops the one Redis"))
+    func webSocketRedisDownIsNoGuess() async throws {
+        try await E2EServer.with(persistentRedis: true) { s in
+            try await s.account("wr", credit: "1")
+            let token = try await s.accountToken(for: "wr")
+            let port = s.port
+            let upgrade = { @Sendable () in
+                let request = TestHTTPClient.request("GET", "/v1/accounts/wr/ws", host: "127.0.0.1:\(port)", headers: [
+                    ("Connection", "Upgrade"), ("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13"),
+                    ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), ("Authorization", "Bearer \(token)"),
+                ], body: nil, close: false)
+                return try await TestHTTPConnection.onThread {
+                    let connection = try TestHTTPConnection(host: "127.0.0.1", port: port)
+                    defer { connection.close() }
+                    try connection.write(request)
+                    return try connection.readResponse(method: "GET")
+                }
+            }
+            s.redis.stop()
+            for _ in 0..<110 { #expect(try await upgrade().status == 400) }
+            try await s.redis.start()
+            // Until the server has reconnected (the bound only catches a hang).
+            let deadline = ContinuousClock.now + .seconds(30)
+            var status = 0
+            while ContinuousClock.now < deadline {
+                status = try await upgrade().status
+                if status == 101 { break }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            #expect(status == 101, "the valid token was refused after Redis came back")
+        }
+    }
 }
