@@ -135,6 +135,9 @@ extension TestHTTPResponse {
 enum E2ETokens {
     static let admin = "tg-test-admin-6f1d0c2a"
     static let service = "tg-test-service-93b4e7aa"
+    /// Servers on one Redis share the coupon secret (a server with another is refused).
+    static let couponSecret = "tg-test-coupon-secret-51c0e2"
+    static let couponSecretArguments = ["--coupon-secret", couponSecret]
 }
 
 /// A `tollgate serve` on its own test Redis (a single server, or with
@@ -161,7 +164,7 @@ struct E2EServer: Sendable {
         let timeout = arguments.contains("--redis-timeout") ? [] : ["--redis-timeout", "10s"]
         server = try await ServerProcess.start(
             redisArguments: testRedis.serveArguments, adminToken: E2ETokens.admin, serviceToken: E2ETokens.service,
-            arguments: ["--log-level", "warning"] + timeout + arguments, environment: environment)
+            arguments: ["--log-level", "warning"] + timeout + E2ETokens.couponSecretArguments + arguments, environment: environment)
     }
 
     /// A server started elsewhere (fault tests restart and kill servers on one Redis).

@@ -172,9 +172,9 @@ struct EventStreamTests {
         let redis = try await TestRedis.start()
         defer { redis.single?.stop() }
         let one = try await ServerProcess.start(redisArguments: redis.serveArguments, adminToken: E2ETokens.admin, serviceToken: E2ETokens.service,
-                                                arguments: ["--log-level", "warning", "--redis-timeout", "10s"])
+                                                arguments: ["--log-level", "warning", "--redis-timeout", "10s"] + E2ETokens.couponSecretArguments)
         let two = try await ServerProcess.start(redisArguments: redis.serveArguments, adminToken: E2ETokens.admin, serviceToken: E2ETokens.service,
-                                                arguments: ["--log-level", "warning", "--redis-timeout", "10s"])
+                                                arguments: ["--log-level", "warning", "--redis-timeout", "10s"] + E2ETokens.couponSecretArguments)
         defer { Task { _ = try? await one.stop(); _ = try? await two.stop() } }
         let a = E2EClient(http: one.http), b = E2EClient(http: two.http)
         _ = try await a.admin("PUT", "/v1/prices/api_call", ["price": "0.5"])

@@ -25,7 +25,7 @@ struct TokenRevocationTests {
             // the lookup, it would keep honouring it).
             let second = try await ServerProcess.start(
                 redisArguments: s.testRedis.serveArguments, adminToken: E2ETokens.admin, serviceToken: E2ETokens.service,
-                arguments: ["--log-level", "warning", "--redis-timeout", "10s"])
+                arguments: ["--log-level", "warning", "--redis-timeout", "10s"] + E2ETokens.couponSecretArguments)
             #expect(try await second.http.json("GET", "/v1/accounts/rev", token: token, body: nil).status == 200)
             #expect(try await s.request("GET", "/v1/accounts/rev", token: token).status == 200)
 
@@ -135,5 +135,23 @@ struct TokenRevocationTests {
         // Still usable: the admin token read from its file works.
         #expect(try await second.http.json("GET", "/v1/accounts", token: admin, body: nil).status == 200)
         try await second.stop()
+    }
+
+    @Test("a stream whose token cannot be checked (Redis down) ends after the grace, so a revocation meanwhile is not missed",
+          .enabled(if: !TestRedis.isCluster, "stops the one Redis"))
+    func streamEndsWhenTokenCannotBeChecked() async throws {
+        try await E2EServer.with(persistentRedis: true) { s in
+            try await s.account("blind", credit: "1")
+            let token = try await s.accountToken(for: "blind")
+            let stream = try SSEStreams(port: s.port, path: "/v1/accounts/blind/events", token: token)
+            defer { stream.close() }
+            try await stream.waitUntil { $0.contains { $0.event == "snapshot" } }
+            s.redis.stop()
+            // The grace is 10 s; the bound only catches a stream that never ends.
+            let deadline = ContinuousClock.now + .seconds(60)
+            while !stream.isClosed(), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+            #expect(stream.isClosed(), "the stream went on while its token could not be checked")
+            try await s.redis.start()
+        }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import HTTPTypes
 import Hummingbird
 import HummingbirdWebSocket
@@ -78,14 +79,27 @@ struct EventRoutes: Sendable {
     private func tokenCheck(_ caller: Caller, _ token: String?) -> (@Sendable () async -> Bool)? {
         guard case .account(let id) = caller, let token else { return nil }
         let engine = self.engine
+        let failingSince = Mutex<ContinuousClock.Instant?>(nil)
         return {
             do {
-                return try await engine.account(forToken: token) == id
+                let valid = try await engine.account(forToken: token) == id
+                failingSince.withLock { $0 = nil }
+                return valid
             } catch {
-                return true
+                // Redis cannot say: a blip does not cut the stream, but a revocation must not
+                // go unnoticed for longer than the grace.
+                let now = ContinuousClock.now
+                let since = failingSince.withLock { since in
+                    if since == nil { since = now }
+                    return since!
+                }
+                return since.duration(to: now) < Self.tokenCheckGrace
             }
         }
     }
+
+    /// How long a stream of an account token goes on while its token cannot be checked.
+    static let tokenCheckGrace: Duration = .seconds(10)
 
     /// A `text/event-stream` response running `session` until the client leaves or lags, or
     /// the account token it was opened with is revoked (`tokenCheck`).
