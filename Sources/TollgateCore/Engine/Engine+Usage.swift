@@ -2,9 +2,9 @@ import Foundation
 import TollgateRedis
 
 extension Engine {
-    /// At most this many aggregate hashes are read for one breakdown: 100 days by the hour; a
-    /// year by the day or the month takes far fewer (months and days tile it).
-    static let maximumUsageBuckets = 2_400
+    /// At most this many aggregate hashes are read for one breakdown: 166 days by the hour,
+    /// 10 years by the day; without a period, months and days tile any range in far fewer.
+    static let maximumUsageBuckets = 4_000
 
     /// Usage of an account over `[from, to)` (rounded out to whole hours), grouped as asked.
     /// Reads the aggregates of the fewest whole months, days and hours that tile the range:
