@@ -59,6 +59,11 @@ public final class RedisServer: Sendable {
         }
         guard let running, running.isRunning else { return }
         running.terminate()
+        // Bounded: a server left paused (SIGSTOP) by a fault test does not act on SIGTERM, and
+        // an endless wait here would hold a thread of the shared pool other tests need.
+        let deadline = ContinuousClock.now + .seconds(5)
+        while running.isRunning, ContinuousClock.now < deadline { usleep(10_000) }
+        if running.isRunning { Glibc.kill(running.processIdentifier, SIGKILL) }
         running.waitUntilExit()
     }
 
