@@ -164,6 +164,22 @@ public final class TestHTTPConnection: @unchecked Sendable {
         }
     }
 
+    /// Waits for the peer to close the connection: true when the stream ends (or is reset)
+    /// with no more bytes, false when bytes arrive instead. Throws when a read times out.
+    public func waitForClose() throws -> Bool {
+        guard buffer.isEmpty else { return false }
+        var byte: UInt8 = 0
+        while true {
+            // Peeks: a byte that arrives stays for `readResponse`.
+            let count = recv(descriptor, &byte, 1, Int32(MSG_PEEK))
+            if count == 0 { return true }
+            if count > 0 { return false }
+            if errno == EINTR { continue }
+            if errno == ECONNRESET { return true }
+            throw TestHTTPError("recv: \(String(cString: strerror(errno)))")
+        }
+    }
+
     /// Reads one response: status line, header fields, then a body by Content-Length, chunked
     /// transfer coding, or to the end of the stream.
     public func readResponse(method: String = "GET") throws -> TestHTTPResponse {

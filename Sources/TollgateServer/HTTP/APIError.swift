@@ -21,9 +21,11 @@ public struct APIError: HTTPResponseError, Sendable {
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         var fields = headers
         fields[.contentType] = "application/json"
-        let body = JSON.encode(ErrorBody(error: .init(code: code, message: message)))
         return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
+
+    /// The JSON body, also for answers written below the router (408 `request_timeout`).
+    var body: [UInt8] { JSON.encode(ErrorBody(error: .init(code: code, message: message))) }
 
     private struct ErrorBody: Encodable {
         struct Detail: Encodable {

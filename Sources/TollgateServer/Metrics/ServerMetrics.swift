@@ -18,6 +18,8 @@ final class ServerMetrics: Sendable {
     let journalReplayed = Metrics.Counter(label: "tollgate_fail_open_replayed_total")
     let journalDropped = Metrics.Counter(label: "tollgate_fail_open_dropped_total")
     let voided = Metrics.Counter(label: "tollgate_voids_total")
+    /// Requests (or new connections that sent nothing) not read within `--request-timeout`.
+    let requestTimeouts = Metrics.Counter(label: "tollgate_request_timeouts_total")
 
     init(registry: PrometheusCollectorRegistry) {
         self.registry = registry

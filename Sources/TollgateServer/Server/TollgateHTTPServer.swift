@@ -32,6 +32,9 @@ public struct ServerConfiguration: Sendable {
     /// The most client connections served at once (`--max-connections`); past it, new ones wait
     /// in the listen backlog until one closes.
     public var maximumConnections = 10_000
+    /// How long a request's head and body may take to arrive (`--request-timeout`), and how
+    /// long a keep-alive connection may sit idle (`--idle-timeout`): see `RequestTimeouts`.
+    public var timeouts = RequestTimeouts()
 
     public init(host: String, port: Int, tokens: ServerTokens, denyStatus: Int = 403,
                 couponPolicy: CouponGuessingPolicy = CouponGuessingPolicy(), payments: PaymentsConfiguration) {
@@ -91,7 +94,9 @@ public enum TollgateHTTPServer {
         DashboardRoutes(engine: engine, auth: auth).register(on: router)
         return Application(
             router: router,
-            server: .http1WebSocketUpgrade(shouldUpgrade: EventRoutes.webSocketUpgrade(engine: engine, auth: auth, hub: events, guessing: guessing)),
+            server: .timedHTTP1WebSocketUpgrade(
+                timeouts: configuration.timeouts, timedOutRequests: metrics.requestTimeouts,
+                shouldUpgrade: EventRoutes.webSocketUpgrade(engine: engine, auth: auth, hub: events, guessing: guessing)),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "tollgate",
                                  availableConnectionsDelegate: MaximumAvailableConnections(configuration.maximumConnections)),
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? configuration.port) },

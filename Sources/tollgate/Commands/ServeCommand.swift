@@ -43,6 +43,13 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Most calls the fail-open journal keeps before failing closed again (default 100000).") var failOpenJournalLimit: Int?
     @Option(help: "Redis connections (TOLLGATE_REDIS_CONNECTIONS).") var redisConnections: Int?
     @Option(help: "Most client connections served at once (default 10000; TOLLGATE_MAX_CONNECTIONS).") var maxConnections: Int?
+    @Option(help: ArgumentHelp(
+        "Longest a request's head and body may take to arrive; then 408 request_timeout and the connection closes (default 10s; TOLLGATE_REQUEST_TIMEOUT).",
+        discussion: "Counted from a request's first byte (a new connection's first request: from the connection's opening). Responses, SSE and WebSocket streams are not limited by it.",
+        valueName: "duration")) var requestTimeout: DurationArgument?
+    @Option(help: ArgumentHelp(
+        "Longest a keep-alive connection may wait for its next request once its responses are written (default 75s; TOLLGATE_IDLE_TIMEOUT).",
+        valueName: "duration")) var idleTimeout: DurationArgument?
     @Option(help: "trace, debug, info, notice, warning, error (TOLLGATE_LOG_LEVEL).") var logLevel: String?
     @Option(help: ArgumentHelp(
         "A proxy (IP address) whose X-Forwarded-For names the client; repeat for several (TOLLGATE_TRUSTED_PROXIES, comma-separated).",
@@ -146,6 +153,10 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.failOpen = journal
         configuration.maximumConnections = maxConnections ?? environment["TOLLGATE_MAX_CONNECTIONS"].flatMap { Int($0) } ?? 10_000
         guard configuration.maximumConnections >= 1 else { throw ValidationError("--max-connections is at least 1") }
+        // Slow or silent clients give their connection back (see RequestTimeoutHandler).
+        let requestLimit = requestTimeout ?? environment["TOLLGATE_REQUEST_TIMEOUT"].flatMap(DurationArgument.init(argument:)) ?? DurationArgument(.seconds(10))
+        let idleLimit = idleTimeout ?? environment["TOLLGATE_IDLE_TIMEOUT"].flatMap(DurationArgument.init(argument:)) ?? DurationArgument(.seconds(75))
+        configuration.timeouts = RequestTimeouts(request: requestLimit.duration, idle: idleLimit.duration)
         let redisDescription = embedded.map { "embedded, data in \($0.directory.path)" } ?? topology.description
         let events = EventHub(
             redis: RedisConfiguration(address: address, connectTimeout: .seconds(2), commandTimeout: .seconds(5), connectionCount: 1),
