@@ -63,6 +63,22 @@ public struct TestHTTPClient: Sendable {
         }
     }
 
+    /// Asks to upgrade `path` to a WebSocket as a browser does (no `Connection: close`), with
+    /// `bearer` as its token, and reads the answer: 101 when upgraded.
+    public func webSocketUpgrade(_ path: String, bearer: String) async throws -> TestHTTPResponse {
+        let host = host, port = port
+        let request = Self.request("GET", path, host: "\(host):\(port)", headers: [
+            ("Connection", "Upgrade"), ("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), ("Authorization", "Bearer \(bearer)"),
+        ], body: nil, close: false)
+        return try await TestHTTPConnection.onThread {
+            let connection = try TestHTTPConnection(host: host, port: port)
+            defer { connection.close() }
+            try connection.write(request)
+            return try connection.readResponse(method: "GET")
+        }
+    }
+
     /// Sends a JSON body (`Any` made of dictionaries, arrays, strings, numbers, booleans).
     public func json(
         _ method: String, _ path: String, token: String? = nil, headers: [(String, String)] = [], body: Any? = nil

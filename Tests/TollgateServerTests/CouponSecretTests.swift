@@ -73,6 +73,8 @@ struct CouponSecretTests {
         }
         _ = try await client.send("SADD", "tg:{c:\(Self.plainHash(shared))}:by", "early")
         _ = try await client.send("HSET", "tg:{a:early}:acct", "cpn:\(Self.plainHash(shared))", "1700000000001")
+        // An earlier version kept no record of a coupon secret.
+        _ = try await client.send("DEL", "tg:coupon:key")
 
         s = try await start()
         #expect(!s.server.process.stdout.contains("coupon secret generated"))

@@ -118,20 +118,7 @@ struct TokenGuessingTests {
         try await E2EServer.with { s in
             try await s.account("wg", credit: "1")
             let token = try await s.accountToken(for: "wg")
-            // A WebSocket upgrade request as a browser sends it (no `Connection: close`).
-            let port = s.port
-            let upgrade = { (bearer: String) in
-                let request = TestHTTPClient.request("GET", "/v1/accounts/wg/ws", host: "127.0.0.1:\(port)", headers: [
-                    ("Connection", "Upgrade"), ("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13"),
-                    ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), ("Authorization", "Bearer \(bearer)"),
-                ], body: nil, close: false)
-                return try await TestHTTPConnection.onThread {
-                    let connection = try TestHTTPConnection(host: "127.0.0.1", port: port)
-                    defer { connection.close() }
-                    try connection.write(request)
-                    return try connection.readResponse(method: "GET")
-                }
-            }
+            let upgrade = { (bearer: String) in try await s.http.webSocketUpgrade("/v1/accounts/wg/ws", bearer: bearer) }
             // The valid token upgrades (101) before any guess.
             #expect(try await upgrade(token).status == 101)
             // Guesses through the upgrade are refused (400, no upgrade) and count like any other.
@@ -153,19 +140,7 @@ struct TokenGuessingTests {
         try await E2EServer.with(persistentRedis: true) { s in
             try await s.account("wr", credit: "1")
             let token = try await s.accountToken(for: "wr")
-            let port = s.port
-            let upgrade = { @Sendable () in
-                let request = TestHTTPClient.request("GET", "/v1/accounts/wr/ws", host: "127.0.0.1:\(port)", headers: [
-                    ("Connection", "Upgrade"), ("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13"),
-                    ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), ("Authorization", "Bearer \(token)"),
-                ], body: nil, close: false)
-                return try await TestHTTPConnection.onThread {
-                    let connection = try TestHTTPConnection(host: "127.0.0.1", port: port)
-                    defer { connection.close() }
-                    try connection.write(request)
-                    return try connection.readResponse(method: "GET")
-                }
-            }
+            let upgrade = { try await s.http.webSocketUpgrade("/v1/accounts/wr/ws", bearer: token) }
             s.redis.stop()
             for _ in 0..<110 { #expect(try await upgrade().status == 400) }
             try await s.redis.start()

@@ -8,17 +8,23 @@ extension Engine {
     ///
     /// Every move is idempotent, so several servers may run this at once, and a start that
     /// crashed halfway is completed by the next. A coupon being moved reads as `invalid` for
-    /// the moment it takes. Returns how many coupons this call moved.
+    /// the moment it takes. The search (a `SCAN` of every key) runs until one has found every
+    /// coupon moved; later starts and CLI commands skip it, so coupons that a server of an
+    /// earlier version makes after that stay unkeyed: upgrade every server before making more.
+    /// Returns how many coupons this call moved.
     @discardableResult
     public func prepareCoupons() async throws(TollgateError) -> Int {
         let key = try requireCouponKey()
-        let recorded = try await send(RedisCommand(["SET", CouponCode.fingerprintKey, key.fingerprint, "NX", "GET"]))
-        if let fingerprint = recorded.string, fingerprint != key.fingerprint {
+        let record = CouponCode.secretRecordKey
+        _ = try await send(RedisCommand(["HSETNX", record, "fingerprint", key.fingerprint]))
+        let fields = try await send(RedisCommand(["HMGET", record, "fingerprint", "moved"])).array ?? []
+        if let fingerprint = fields.first?.string, fingerprint != key.fingerprint {
             throw TollgateError(.couponSecretMismatch, """
                 Redis holds coupons hashed with another coupon secret (fingerprint \(fingerprint), this one \(key.fingerprint)): \
                 give the secret the first server used
                 """)
         }
+        if fields.count == 2, !fields[1].isNull { return 0 }
         let records: [String]
         do {
             records = try await redis.scanKeys(matching: CouponCode.Unkeyed.recordPattern)
@@ -26,11 +32,12 @@ extension Engine {
             throw TollgateError(error)
         }
         var moved = 0
-        for record in records {
-            guard let unkeyed = CouponCode.Unkeyed.hash(ofRecord: record) else { continue }
+        for found in records {
+            guard let unkeyed = CouponCode.Unkeyed.hash(ofRecord: found) else { continue }
             try await moveUnkeyedCoupon(unkeyed, to: key.hash(unkeyed: unkeyed))
             moved += 1
         }
+        _ = try await send(RedisCommand(["HSET", record, "moved", String(clock.nowMilliseconds())]))
         return moved
     }
 

@@ -143,7 +143,7 @@ extension Engine {
         return couponKey
     }
 
-    func couponCall(
+    private func couponCall(
         _ function: String, _ keys: (record: String, redeemers: String), _ arguments: [String]
     ) async throws(TollgateError) -> RESPValue {
         let reply: RESPValue

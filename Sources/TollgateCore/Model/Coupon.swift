@@ -50,8 +50,9 @@ public enum CouponCode {
         }
     }
 
-    /// The key holding the fingerprint of the coupon secret (`CouponKey.fingerprint`).
-    static let fingerprintKey = "tg:coupon:key"
+    /// The hash that records the coupon secret's fingerprint (field `fingerprint`,
+    /// `CouponKey.fingerprint`) and when coupons kept unkeyed were last found all moved (`moved`).
+    static let secretRecordKey = "tg:coupon:key"
 }
 
 /// A batch of coupons an operator created. The codes are shown only now.
