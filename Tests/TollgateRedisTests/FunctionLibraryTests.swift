@@ -131,6 +131,18 @@ struct FunctionLibraryTests {
         let client = server.client()
         defer { client.close() }
         let library = try RedisFunctionLibrary(code: Self.code())
+        // What Redis itself counted: FCALLs, and library loads, since the stats were reset.
+        func counted(_ command: String) async throws -> Int {
+            let info = try await client.send("INFO", "commandstats").string ?? ""
+            guard let line = info.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("cmdstat_\(command):") }) else { return 0 }
+            // Calls refused before running are counted apart from those that ran.
+            return line.split(separator: ",").reduce(0) { sum, field in
+                let pair = field.split(separator: "=")
+                guard pair.count == 2, pair[0].hasSuffix("calls"), !pair[0].hasPrefix("failed") else { return sum }
+                return sum + (Int(pair[1]) ?? 0)
+            }
+        }
+        _ = try await client.send("CONFIG", "RESETSTAT")
         // The library does not define this function: `call` installs the library, retries once,
         // then hands back Redis' error.
         let reply = try await client.call(library, .fcall("tgtest_nosuch", keys: [], arguments: []))
@@ -139,6 +151,8 @@ struct FunctionLibraryTests {
             return
         }
         #expect(message.contains("Function not found"))
+        #expect(try await counted("fcall") == 2, "the first call and exactly one retry")
+        #expect(try await counted("function|load") == 1, "the library installed once")
         #expect(try await client.loadedCode(of: library) == library.code)
     }
 }

@@ -55,6 +55,16 @@ struct FaultTests {
         Issue.record("the server did not settle within \(bound): \(try await s.http.json("GET", "/readyz"))")
     }
 
+    /// The decisions the server has allowed so far, by its own `/metrics`.
+    static func decisionsServed(_ s: E2EServer) async throws -> Int {
+        let metrics = try await s.http.send("GET", "/metrics")
+        return metrics.text.split(whereSeparator: \.isNewline).reduce(0) { sum, line in
+            guard line.hasPrefix("tollgate_decisions_total{"), line.contains(#"outcome="allowed""#),
+                  let value = line.split(separator: " ").last, let count = Double(value) else { return sum }
+            return sum + Int(count)
+        }
+    }
+
     static func expectAuditClean(_ s: E2EServer, sourceLocation: SourceLocation = #_sourceLocation) async throws {
         let audit = try await s.admin("GET", "/v1/audit")
         #expect(audit.status == 200 && audit.value["clean"] == true, "\(audit)", sourceLocation: sourceLocation)
@@ -140,7 +150,13 @@ struct FaultTests {
                  "--max-error-rate", "100"],
                 environment: ["TOLLGATE_ADMIN_TOKEN": E2ETokens.admin])
         }
-        try await Task.sleep(for: .milliseconds(2500))
+        // Kill Redis once the load's decisions flow (the server's own count), not after a
+        // guessed delay that a slow start could outlast.
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline, try await Self.decisionsServed(s) < 50 {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let beforeKill = try await Self.decisionsServed(s)
         s.redis.signal(SIGKILL)
         try await Task.sleep(for: .milliseconds(500))
         try await s.redis.start()
@@ -152,6 +168,11 @@ struct FaultTests {
         // Every failure is a deliberate 503, never a 500.
         let kinds = json["error_kinds"] as? [String: Int] ?? [:]
         #expect(kinds.keys.allSatisfy { $0 == "HTTP 503 engine_unavailable" }, "\(kinds)")
+        // The kill landed inside the traffic: calls were answered before it, some found Redis
+        // gone, and calls were allowed again after it came back.
+        #expect(beforeKill >= 50, "the load never started before the kill")
+        #expect((json["errors"] as? Int ?? 0) > 0, "no call failed: the kill did not land during the load \(json)")
+        #expect((json["allowed"] as? Int ?? 0) > beforeKill, "nothing was allowed after Redis came back \(json)")
         print("FIGURE redis-killed (strict): allowed \(json["allowed"] ?? "?"), errors (answered 503 while Redis was down) \(json["errors"] ?? "?"), books_ok \(json["books_ok"] ?? "?")")
         try await Self.settled(s)
         try await Self.expectAuditClean(s)
