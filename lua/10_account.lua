@@ -17,12 +17,30 @@
 --              'q|meter|model|key' quantity of the debits, captures and refunds in that period
 --   deposits   hash: deposit id -> msgpack record      ptx  set of provider transaction ids seen
 
+-- KEYS are checked against that shape before anything is read: every key given must be this
+-- account's (a step must never write one account's hash and another's ledger), in this order,
+-- and the request id's record is the account's too. Keys 2-4 may be left out by steps that do
+-- not use them (the audit snapshot); the ones used are derived from the account key.
 local function account_keys(keys)
   local acct = keys[1]
+  if type(acct) ~= 'string' or not string.match(acct, '^tg:{a:[^{}]+}:acct$') then
+    fail('invalid_keys', 'KEYS[1] must be an account key')
+  end
   local base = string.sub(acct, 1, #acct - 4)  -- 'tg:{a:ID}:' without 'acct'
-  return { acct = acct, ledger = keys[2], holds = keys[3], holdexp = keys[4], idem = keys[5],
-           base = base, grants = base .. 'grants', grantexp = base .. 'grantexp',
-           payments = base .. 'payments', deposits = base .. 'deposits', ptx = base .. 'ptx' }
+  local k = { acct = acct, ledger = base .. 'ledger', holds = base .. 'holds', holdexp = base .. 'holdexp',
+              idem = keys[5], base = base, grants = base .. 'grants', grantexp = base .. 'grantexp',
+              payments = base .. 'payments', deposits = base .. 'deposits', ptx = base .. 'ptx' }
+  if (keys[2] and keys[2] ~= k.ledger) or (keys[3] and keys[3] ~= k.holds) or (keys[4] and keys[4] ~= k.holdexp)
+      or (k.idem and string.sub(k.idem, 1, #base + 5) ~= base .. 'idem:') or keys[6] then
+    fail('invalid_keys', 'KEYS must be the account key, its ledger, holds, hold expiries and request id record')
+  end
+  return k
+end
+
+-- The request id's record, for steps that take a request id.
+local function idempotency_key(k)
+  if not k.idem then fail('invalid_keys', 'this step takes its request id record as KEYS[5]') end
+  return k.idem
 end
 
 local function load_account(k)
@@ -156,7 +174,7 @@ local idem_note = nil
 -- first reply back, marked replayed, and changes nothing; the same id for a different
 -- operation is refused. Denials are not stored: a retry is decided afresh.
 local function replay_of(k, fingerprint)
-  local stored = redis.call('GET', k.idem)
+  local stored = redis.call('GET', idempotency_key(k))
   if not stored then return nil end
   local record = cmsgpack.unpack(stored)
   if record[1] ~= fingerprint then

@@ -25,12 +25,32 @@ local SCOPE_FIELDS = {
 }
 
 -- The current UTC periods, from ARGV[2..7]: hour, day and month as (id, end ms).
-local function periods_arg(args)
-  return {
+-- They must be the periods that contain now, or the step is refused: spend counted under the
+-- wrong period would pass a cap or be forgotten. Swift computes them (SpendPeriods); this only
+-- checks them, the month through the first day of a month (Hinnant's days_from_civil).
+local HOUR_MS, DAY_MS = 3600000, 86400000
+local function month_first_day(month_id)  -- months since year 0 -> days since 1970-01-01
+  local year, month = math.floor(month_id / 12), month_id % 12 + 1
+  if month <= 2 then year = year - 1 end
+  local era = math.floor(year / 400)
+  local year_of_era = year - era * 400
+  local day_of_year = math.floor((153 * (month > 2 and month - 3 or month + 9) + 2) / 5)
+  return era * 146097 + year_of_era * 365 + math.floor(year_of_era / 4) - math.floor(year_of_era / 100) + day_of_year - 719468
+end
+
+local function periods_arg(args, now)
+  local p = {
     h = integer_arg(args[2], 'hour', 0, MAX_AMOUNT), h_end = integer_arg(args[3], 'hour end', 0, MAX_AMOUNT),
     d = integer_arg(args[4], 'day', 0, MAX_AMOUNT), d_end = integer_arg(args[5], 'day end', 0, MAX_AMOUNT),
     m = integer_arg(args[6], 'month', 0, MAX_AMOUNT), m_end = integer_arg(args[7], 'month end', 0, MAX_AMOUNT),
   }
+  local next_month = month_first_day(p.m + 1)
+  if p.h_end ~= (p.h + 1) * HOUR_MS or now < p.h * HOUR_MS or now >= p.h_end
+      or p.d_end ~= (p.d + 1) * DAY_MS or now < p.d * DAY_MS or now >= p.d_end
+      or p.d < month_first_day(p.m) or p.d >= next_month or p.m_end ~= next_month * DAY_MS then
+    fail('invalid_argument', 'the periods do not contain now')
+  end
+  return p
 end
 
 -- Loads the limits and state of the given scopes ({prefix, label}) with one HMGET.

@@ -2,8 +2,10 @@
 -- Every one takes ARGV[1] = now and ARGV[2..7] = the current UTC periods (periods_arg).
 
 local function step_start(keys, args)
-  current_periods = periods_arg(args)
-  return account_keys(keys), integer_arg(args[1], 'now', 0, MAX_AMOUNT), current_periods
+  local k = account_keys(keys)
+  local now = integer_arg(args[1], 'now', 0, MAX_AMOUNT)
+  current_periods = periods_arg(args, now)
+  return k, now, current_periods
 end
 
 -- account_create(credit_limit)

@@ -14,8 +14,11 @@ redis.register_function('coupon_create', function(keys, args)
   local account = args[11] or ''
   local credit_expires = integer_arg(args[12], 'credit_expires', 0, MAX_AMOUNT)
   local batch, operation = args[13], args[14]
-  for _, fingerprint in ipairs({ batch, operation }) do
-    if type(fingerprint) ~= 'string' or not string.match(fingerprint, '^%x+$') then fail('invalid_argument', 'bad batch fingerprint') end
+  -- Each checked by name: ipairs would stop at a missing one and let nil reach HSET.
+  for _, fingerprint in ipairs({ 13, 14 }) do
+    if type(args[fingerprint]) ~= 'string' or not string.match(args[fingerprint], '^%x+$') then
+      fail('invalid_argument', 'bad batch fingerprint')
+    end
   end
   if expires <= now then fail('invalid_argument', 'expires must be in the future') end
   local existing = redis.call('HMGET', keys[1], 'amount', 'batch', 'operation')

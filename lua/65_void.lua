@@ -58,8 +58,9 @@ redis.register_function('void', function(keys, args)
   if not request_id or request_id == '' or #request_id > 256 then
     fail('invalid_argument', 'a void names the request id it voids')
   end
+  local stored_key = idempotency_key(k)
   local a = load_account(k)
-  local stored = redis.call('GET', k.idem)
+  local stored = redis.call('GET', stored_key)
   local result
   if stored then
     local record = cmsgpack.unpack(stored)

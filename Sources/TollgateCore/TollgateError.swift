@@ -19,6 +19,9 @@ extension ErrorCode where Family == TollgateError {
     public static var invalidAmount: Self { Self("invalid_amount") }
     /// An argument that is malformed or out of range.
     public static var invalidArgument: Self { Self("invalid_argument") }
+    /// A Lua step was given KEYS that are not one account's, in the order it takes them: a
+    /// defect of the caller, refused before anything is read or written.
+    public static var invalidKeys: Self { Self("invalid_keys") }
     /// The account does not exist.
     public static var accountNotFound: Self { Self("account_not_found") }
     /// An account with this id already exists.

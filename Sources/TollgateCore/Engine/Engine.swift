@@ -169,10 +169,9 @@ public struct Engine: Sendable {
 
     /// Runs one Lua step on an account: `FCALL name keys now periods arguments...`.
     func step(
-        _ function: String, _ id: AccountID, _ requestID: RequestID?, _ arguments: [String],
-        extraKeys: [String] = []
+        _ function: String, _ id: AccountID, _ requestID: RequestID?, _ arguments: [String]
     ) async throws(TollgateError) -> Decision {
-        let keys = AccountKeys(id).forStep(requestID) + extraKeys
+        let keys = AccountKeys(id).forStep(requestID)
         let now = clock.nowMilliseconds()
         let command = RedisCommand.fcall(
             function, keys: keys, arguments: [String(now)] + SpendPeriods(milliseconds: now).arguments + arguments)
