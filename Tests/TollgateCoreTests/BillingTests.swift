@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import TollgateCore
 import TollgateRedis
+import TollgateTestSupport
 
 @Suite("Billing: coupons, grants with expiry, deposits, history, usage, reports, archive")
 struct BillingTests {
@@ -259,27 +260,93 @@ struct BillingTests {
     @Test("randomized: top-ups, coupons, grants, expiries and debits; the report reconciles and usage equals the ledger's debits")
     func randomizedReconciliation() async throws {
         let f = try await EngineFixture()
-        var generator = SplitMix64(seed: UInt64(ProcessInfo.processInfo.environment["TOLLGATE_BILLING_SEED"] ?? "") ?? 20261125)
+        var generator = SplitMix64(seed: TestSeed.draw("TOLLGATE_BILLING_SEED", for: "billing reconciliation"))
         try await f.engine.setPrice(try PriceKey(meter: "calls"), try Price(price: money("0.013"), per: 1))
         let ids = [try await f.account("r1"), try await f.account("r2")]
         let start = f.clock.nowMilliseconds()
         let coupons = try await f.engine.createCoupons(amount: money("0.7"), count: 20, maxRedemptions: 2, expires: start + 30 * Self.day,
                                                        creditExpires: start + 3 * Self.day)
+        // Every step is checked as it happens: its own ledger entries (due expiries aside) and
+        // the balance's move against what was asked and what the reply says.
+        var books = LedgerWatch(engine: f.engine)
+        for id in ids {
+            // Empty accounts: a debit is refused and writes nothing.
+            let refused = try await f.engine.debit(id, amount: money("0.01"), requestID: request("first-\(id)"))
+            #expect(!refused.allowed && refused.reason == .insufficientCredit)
+            try await books.mark(id)
+        }
+        var problems: [String] = []
+        var outcomes: [String: Int] = [:]
         for step in 0..<400 {
             let id = ids[Int.random(in: 0..<ids.count, using: &generator)]
+            let decision: Decision?
+            let expected: (kind: LedgerKind, amount: Int64)?
             switch Int.random(in: 0..<10, using: &generator) {
-            case 0: _ = try await f.engine.credit(id, amount: money("1.5"), requestID: request("t\(step)"))
-            case 1: _ = try await f.engine.redeemCoupon(id, code: coupons.codes[Int.random(in: 0..<20, using: &generator)],
-                                                        policy: CouponGuessingPolicy(maxFailures: 10_000))
-            case 2: _ = try await f.engine.credit(id, amount: money("0.9"), kind: .grant,
-                                                  expires: f.clock.nowMilliseconds() + Int64.random(in: 1...Self.day, using: &generator),
-                                                  requestID: request("g\(step)"))
-            case 3: f.clock.advance(by: .milliseconds(Int64.random(in: 1...(6 * 3_600_000), using: &generator)))
-            case 4: _ = try await f.engine.debit(id, amount: money("0.31"), requestID: request("d\(step)"))
+            case 0:
+                decision = try await f.engine.credit(id, amount: money("1.5"), requestID: request("t\(step)"))
+                expected = (.topup, 1_500_000)
+            case 1:
+                decision = try await f.engine.redeemCoupon(id, code: coupons.codes[Int.random(in: 0..<20, using: &generator)],
+                                                           policy: CouponGuessingPolicy(maxFailures: 10_000)).decision
+                expected = (.coupon, 700_000)
+            case 2:
+                decision = try await f.engine.credit(id, amount: money("0.9"), kind: .grant,
+                                                     expires: f.clock.nowMilliseconds() + Int64.random(in: 1...Self.day, using: &generator),
+                                                     requestID: request("g\(step)"))
+                expected = (.grant, 900_000)
+            case 3:
+                f.clock.advance(by: .milliseconds(Int64.random(in: 1...(6 * 3_600_000), using: &generator)))
+                decision = nil
+                expected = nil
+            case 4:
+                decision = try await f.engine.debit(id, amount: money("0.31"), requestID: request("d\(step)"))
+                expected = (.debit, -310_000)
             default:
-                _ = try await f.engine.authorize(.account(id), usage: [try UsageItem(meter: "calls", quantity: Int64.random(in: 1...40, using: &generator))],
-                                                 requestID: request("a\(step)"))
+                let quantity = Int64.random(in: 1...40, using: &generator)
+                decision = try await f.engine.authorize(.account(id), usage: [try UsageItem(meter: "calls", quantity: quantity)],
+                                                        requestID: request("a\(step)"))
+                expected = (.debit, -13_000 * quantity)
             }
+            for other in ids where other != id || decision == nil {
+                problems += try await books.check(other, after: "step \(step)").problems
+            }
+            guard let decision, let expected else { continue }
+            let effect = try await books.check(id, after: "step \(step) (\(expected.kind))")
+            problems += effect.problems
+            let own = effect.entries.filter { $0.kind != .expire }
+            outcomes["\(expected.kind) \(decision.allowed ? "allowed" : decision.reason?.rawValue ?? "?")", default: 0] += 1
+            if decision.allowed {
+                if own.map(\.kind) != [expected.kind] || own.first?.amount.micros != expected.amount {
+                    problems.append("step \(step): expected one \(expected.kind) of \(expected.amount), wrote \(own.map { "\($0.kind) \($0.amount)" })")
+                }
+            } else {
+                if !own.isEmpty { problems.append("step \(step): a refusal (\(String(describing: decision.reason))) wrote \(own.map(\.kind))") }
+                // A debit is refused only when the account cannot cover it; a coupon only for the coupon's own reasons.
+                switch expected.kind {
+                case .debit:
+                    if decision.reason != .insufficientCredit || (decision.available?.micros ?? 0) >= -expected.amount {
+                        problems.append("step \(step): a debit of \(-expected.amount) refused (\(String(describing: decision.reason))) with \(String(describing: decision.available)) available")
+                    }
+                case .coupon:
+                    // Its credit would expire at once three days in (creditExpires).
+                    let expired = f.clock.nowMilliseconds() >= start + 3 * Self.day
+                    if ![DenialReason.exhausted, .alreadyRedeemed].contains(decision.reason), !(expired && decision.reason == .expired) {
+                        problems.append("step \(step): a coupon refused as \(String(describing: decision.reason))")
+                    }
+                default:
+                    problems.append("step \(step): a \(expected.kind) refused (\(String(describing: decision.reason)))")
+                }
+            }
+            if let balance = decision.balance, balance.micros != effect.after.balance {
+                problems.append("step \(step): the reply says balance \(balance), the account holds \(effect.after.balance) micro-credits")
+            }
+        }
+        #expect(problems.isEmpty, "\(problems.prefix(10).joined(separator: "\n"))")
+        // The sequence reached both sides of every decision.
+        print("FIGURE billing reconciliation outcomes: \(outcomes.sorted { $0.key < $1.key })")
+        // (Refusals of debits depend on the draw; the accounts' first debits below make sure.)
+        for outcome in ["topup allowed", "coupon allowed", "grant allowed", "debit allowed"] {
+            #expect(outcomes[outcome, default: 0] > 0, "no '\(outcome)' in \(outcomes)")
         }
         f.clock.advance(by: .milliseconds(4 * Self.day))  // every grant due
         let end = f.clock.nowMilliseconds() + 1

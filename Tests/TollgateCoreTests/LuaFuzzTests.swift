@@ -10,18 +10,6 @@ import TollgateTestSupport
 /// writing). `audit` stays clean.
 @Suite("Lua entry points: random and hostile arguments")
 struct LuaFuzzTests {
-    /// SplitMix64: the same cases on every run for a given seed.
-    struct Random: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     static let hostile: [String] = [
         "", "0", "-0", "1", "-1", "2", "9007199254740991", "9007199254740992", "-9007199254740993", "1e308", "-1e308",
         "nan", "inf", "-inf", "0x10", " 1", "1 ", "1.5", "-1.5", "1e3", "9223372036854775807", "99999999999999999999999",
@@ -30,7 +18,7 @@ struct LuaFuzzTests {
     ]
 
     /// A plausible argument list for `function`, from which cases are mutated.
-    static func template(_ function: String, _ r: inout Random) -> [String] {
+    static func template(_ function: String, _ r: inout SplitMix64) -> [String] {
         func amount() -> String { String(Int.random(in: 1...5_000_000, using: &r)) }
         func seq() -> String { String(Int.random(in: 1...4, using: &r)) }
         func rid() -> String { "f-\(Int.random(in: 1...40, using: &r))" }
@@ -118,9 +106,43 @@ struct LuaFuzzTests {
         #expect(registered == Set(Self.functions), "not fuzzed: \(registered.subtracting(Self.functions).sorted()); gone: \(Set(Self.functions).subtracting(registered).sorted())")
     }
 
-    @Test("2,000 random calls per seed over every entry point: Tollgate refusals or correct replies only, a refusal changes nothing (DEBUG DIGEST); audit clean",
-          arguments: [UInt64(1), 2])
-    func fuzz(seed: UInt64) async throws {
+    /// Steps that read no clock or periods (the snapshots, the alert threshold, the trim of an
+    /// archived ledger, and a coupon's creation, whose expiry is its own argument).
+    static let withoutPeriods: Set<String> = ["audit_snapshot", "events_snapshot", "alert_set", "ledger_trim", "coupon_create"]
+
+    /// Account steps whose reply is the fixed step reply (`reply()` in lua/10_account.lua).
+    static let stepReplies = Set(accountFunctions).subtracting(["audit_snapshot", "events_snapshot", "alert_set"])
+
+    /// KEYS as a faulty caller might send them: short, long, another account's key among this
+    /// one's, a key of no account, a request id record of another account.
+    static func hostileKeys(_ keys: [String], other: [String], _ r: inout SplitMix64) -> [String] {
+        var keys = keys
+        switch Int.random(in: 0..<6, using: &r) {
+        case 0: keys.removeLast()
+        case 1: keys.append(other[0])
+        case 2: let index = Int.random(in: 0..<min(keys.count, other.count), using: &r); keys[index] = other[index]
+        case 3: keys[Int.random(in: 0..<keys.count, using: &r)] = ["x", "", "tg:{a:x}:acct", "tg:{c:ab}:coupon", "tg:{a:}:acct"].randomElement(using: &r)!
+        case 4: keys = keys.count > 4 ? Array(keys.prefix(4)) + [other[0].replacingOccurrences(of: "acct", with: "idem:f-1")] : keys + ["tg:{a:x}:idem:f-1"]
+        default: keys = [keys[0].replacingOccurrences(of: "acct", with: "ledger")] + keys.dropFirst()
+        }
+        return keys
+    }
+
+    /// Periods that do not contain the step's time: garbage, another hour, another day or month.
+    static func hostilePeriods(_ periods: [String], now: Int64, _ r: inout SplitMix64) -> [String] {
+        var periods = periods
+        let index = Int.random(in: 0..<periods.count, using: &r)
+        switch Int.random(in: 0..<3, using: &r) {
+        case 0: periods[index] = hostile.randomElement(using: &r)!
+        case 1: periods = SpendPeriods(milliseconds: now + [-3_600_000, 3_600_000, -86_400_000, 40 * 86_400_000].randomElement(using: &r)!).arguments
+        default: periods[index] = String((Int64(periods[index]) ?? 0) + [-1, 1].randomElement(using: &r)!)
+        }
+        return periods
+    }
+
+    @Test("4,000 random calls over every entry point, with hostile arguments, KEYS and periods: Tollgate refusals that change nothing (DEBUG DIGEST), or replies that tell the truth (each account's balance and held move by exactly its new ledger entries, as the reply says; a refusal or replay writes none of its own; a debit, credit or hold writes its one entry of its amount; no step touches another account); audit clean")
+    func fuzz() async throws {
+        let seed = TestSeed.draw("TOLLGATE_LUA_FUZZ_SEED", for: "Lua entry points fuzzed")
         let fixture = try await EngineFixture(redisArguments: ["--enable-debug-command", "local"])
         // DEBUG DIGEST covers one server's whole dataset: on a cluster the check is left out.
         let digests = fixture.redis.single != nil
@@ -128,15 +150,23 @@ struct LuaFuzzTests {
             guard digests else { return nil }
             return try await fixture.engine.redis.send("DEBUG", "DIGEST").string
         }
-        let accounts = [try await fixture.account("fz-\(seed)-a", balance: "100"), try await fixture.account("fz-\(seed)-b", balance: "3", creditLimit: "1")]
-        var r = Random(state: seed)
+        // A key whose TTL (in real time) runs out between two digests would look like a write
+        // of the call between them: Redis expires keys only when they are read, here.
+        if digests { _ = try await fixture.engine.redis.send("DEBUG", "SET-ACTIVE-EXPIRE", "0") }
+        let accounts = [try await fixture.account("fz-a", balance: "100"), try await fixture.account("fz-b", balance: "3", creditLimit: "1")]
+        var books = LedgerWatch(engine: fixture.engine)
+        for id in accounts { try await books.mark(id) }
+        var r = SplitMix64(seed: seed)
         var lastNow: Int64 = 1_800_000_000_000
         var unexpected: [String] = []
         var refused = 0
         var applied = 0
-        for _ in 0..<2000 {
+        var refusedKeys = 0
+        for _ in 0..<4000 {
             let function = Self.functions.randomElement(using: &r)!
-            let account = accounts.randomElement(using: &r)!
+            let accountIndex = Int.random(in: 0..<accounts.count, using: &r)
+            let account = accounts[accountIndex]
+            let other = accounts[1 - accountIndex]
             var args = Self.template(function, &r)
             switch Int.random(in: 0..<10, using: &r) {
             case 0..<4: break
@@ -153,47 +183,133 @@ struct LuaFuzzTests {
             // The clock moves forward mostly; sometimes it steps back or is hostile.
             lastNow += Int64.random(in: 0...2000, using: &r)
             var now = String(lastNow)
-            if Int.random(in: 0..<20, using: &r) == 0 { now = Self.hostile.randomElement(using: &r)! }
-            let periods = SpendPeriods(milliseconds: lastNow).arguments
+            if r.chance(20) { now = Self.hostile.randomElement(using: &r)! }
+            var periods = SpendPeriods(milliseconds: lastNow).arguments
+            var hostileShape = false
+            if r.chance(20) {
+                periods = Self.hostilePeriods(periods, now: lastNow, &r)
+                hostileShape = periods != SpendPeriods(milliseconds: lastNow).arguments && !Self.withoutPeriods.contains(function)
+            }
             let requestID = try RequestID("f-\(Int.random(in: 1...40, using: &r))")
+            var target: AccountID? = account
             let command: RedisCommand
             switch function {
             case "coupon_create", "coupon_claim", "coupon_unclaim":
+                target = nil
                 let coupon = CouponCode.keys(hash: String(repeating: "ab", count: Int.random(in: 1...3, using: &r)))
                 let keys = function == "coupon_create" ? [coupon.record] : [coupon.record, coupon.redeemers]
                 // coupon_create reads the time first, like every account step; the others take their own arguments.
                 let head = function == "coupon_create" ? [now] + periods : []
                 command = RedisCommand(["FCALL", function, String(keys.count)] + keys + head + args)
             case "coupon_address_failed":
+                target = nil
                 command = RedisCommand(["FCALL", function, "1", "tg:couponfail:fz-\(Int.random(in: 1...2, using: &r))"] + args)
             case "coupon_rekey":
                 command = RedisCommand(["FCALL", function, "1", AccountKeys(account).account] + args)
             default:
-                var target = account
-                if function == "account_create", Bool.random(using: &r) { target = try AccountID("fz-\(seed)-new-\(Int.random(in: 1...5, using: &r))") }
-                let keys = AccountKeys(target).forStep(Self.withoutRequestID.contains(function) ? nil : requestID)
+                if function == "account_create", Bool.random(using: &r) { target = try AccountID("fz-new-\(Int.random(in: 1...5, using: &r))") }
+                var keys = AccountKeys(target!).forStep(Self.withoutRequestID.contains(function) ? nil : requestID)
+                if r.chance(10) {
+                    let changed = Self.hostileKeys(keys, other: AccountKeys(other).forStep(requestID), &r)
+                    // Keys left off the end are refused by the steps that use them, and need
+                    // not be by those that do not; a foreign or extra key is always refused.
+                    hostileShape = hostileShape || !(changed.count <= keys.count && Array(keys.prefix(changed.count)) == changed)
+                    keys = changed
+                }
                 command = RedisCommand(["FCALL", function, String(keys.count)] + keys + [now] + periods + args)
             }
+            let call = "\(function)(\(args.map { String($0.prefix(40)) })) now=\(now.prefix(30)) \(hostileShape ? "with hostile keys or periods" : "")"
             let before = try await digest()
             let reply = try await fixture.engine.redis.sendReturningErrors(command)
             if case .error(let message) = reply {
-                let call = "\(function)(\(args.map { String($0.prefix(40)) })) now=\(now.prefix(30))"
-                if message.hasPrefix("TOLLGATE ") { refused += 1 } else {
+                if message.hasPrefix("TOLLGATE ") || message.hasPrefix("CROSSSLOT ") {
+                    refused += 1
+                    if message.hasPrefix("TOLLGATE invalid_keys") { refusedKeys += 1 }
+                } else {
                     unexpected.append("\(call): \(message.prefix(300))")
                 }
                 // Redis does not roll a function back: an error must come before any write.
                 if let before, try await digest() != before {
                     unexpected.append("\(call) failed after writing: \(message.prefix(200))")
                 }
-            } else {
-                applied += 1
+                for id in accounts { unexpected += try await books.check(id, after: call).problems }
+                continue
             }
+            applied += 1
+            if hostileShape, function != "coupon_rekey", target != nil {
+                unexpected.append("\(call) was accepted: \(String(describing: reply).prefix(200))")
+            }
+            // The oracle: what each account's books did, against what the reply says.
+            var effects: [AccountID: LedgerWatch.Effect] = [:]
+            for id in accounts {
+                let effect = try await books.check(id, after: call)
+                unexpected += effect.problems
+                effects[id] = effect
+            }
+            if let target, !accounts.contains(target) {
+                // A created account starts empty.
+                if let decision = try? Decision(stepReply: reply, account: target, function: function) {
+                    if decision.account?.balance != .zero { unexpected.append("\(call): a new account with balance \(String(describing: decision.account))") }
+                }
+            }
+            let untouched = target == nil || function == "coupon_rekey" ? accounts : accounts.filter { $0 != target }
+            for id in untouched where !(effects[id]?.entries.isEmpty ?? true) || effects[id]?.moved == true {
+                unexpected.append("\(call) changed the books of \(id), which it does not name")
+            }
+            guard let target, Self.stepReplies.contains(function), let effect = effects[target] else { continue }
+            let decision: Decision
+            do {
+                decision = try Decision(stepReply: reply, account: target, function: function)
+            } catch {
+                unexpected.append("\(call): a reply the engine cannot read: \(error)")
+                continue
+            }
+            unexpected += Self.oracle(function, args: args, decision: decision, effect: effect).map { "\(call): \($0)" }
         }
-        print("FIGURE lua-fuzz seed \(seed): \(applied) replies, \(refused) Tollgate refusals, \(unexpected.count) unexpected errors")
-        #expect(unexpected.isEmpty, "\(unexpected.prefix(10).joined(separator: "\n"))")
+        print("FIGURE lua-fuzz seed \(seed): \(applied) replies, \(refused) refusals (\(refusedKeys) for their KEYS), \(unexpected.count) unexpected")
+        #expect(unexpected.isEmpty, "seed \(seed):\n\(unexpected.prefix(10).joined(separator: "\n"))")
+        #expect(applied > 500 && refused > 500 && refusedKeys > 10, "the fuzz no longer reaches both replies and refusals")
         let audit = try await fixture.engine.audit()
         #expect(audit.isClean, "\(audit.accounts.filter { !$0.isClean })")
         fixture.redis.single?.stop()
+    }
+
+    /// What a step's reply must agree with in the books: the figures it reports are the stored
+    /// ones; a refusal or a replay wrote no entry of its own (due expiries aside); an applied
+    /// debit, credit or hold wrote its one entry, of the amount asked.
+    static func oracle(_ function: String, args: [String], decision: Decision, effect: LedgerWatch.Effect) -> [String] {
+        var problems: [String] = []
+        // A replay is the first answer, with the figures of its time.
+        if let state = decision.account, !decision.replayed {
+            if state.balance.micros != effect.after.balance || state.held.micros != effect.after.held || state.promotional.micros != effect.after.promotional {
+                problems.append("the reply says balance \(state.balance), held \(state.held), promotional \(state.promotional); Redis holds \(effect.after)")
+            }
+        }
+        let own = effect.entries.filter { $0.kind != .expire }
+        guard decision.allowed, !decision.replayed else {
+            if !own.isEmpty { problems.append("a \(decision.replayed ? "replay" : "refusal") wrote \(own.map(\.kind))") }
+            return problems
+        }
+        let asked = args.first.flatMap { Int64($0) }
+        func one(_ kind: LedgerKind, amount: Int64, held: Int64) {
+            guard own.count == 1, let entry = own.first, entry.kind == kind, entry.amount.micros == amount, entry.heldDelta.micros == held else {
+                problems.append("expected one \(kind) entry of \(amount) (held \(held)), found \(own.map { "\($0.kind) \($0.amount) held \($0.heldDelta)" })")
+                return
+            }
+        }
+        switch function {
+        case "debit":
+            one(.debit, amount: -(asked ?? -1), held: 0)
+            if decision.amount.micros != asked { problems.append("the reply says \(decision.amount), the call asked \(String(describing: asked))") }
+        case "credit":
+            let kind = args.count > 1 ? LedgerKind(rawValue: args[1]) : nil
+            if let kind { one(kind, amount: asked ?? -1, held: 0) } else { problems.append("a credit of kind \(args.dropFirst().first ?? "none") was applied") }
+        case "hold":
+            one(.hold, amount: 0, held: asked ?? -1)
+        default:
+            break
+        }
+        return problems
     }
 
     @Test("a step whose usage aggregate would overflow completes whole: the aggregate stays at the bound, the books balance")
