@@ -120,8 +120,9 @@ let package = Package(
         .testTarget(
             name: "TollgateServerTests",
             dependencies: [
-                "TollgateCore", "TollgateRedis", "TollgateServer", "TollgateTestSupport",
+                "TollgateCore", "TollgatePayments", "TollgateRedis", "TollgateServer", "TollgateTestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
             ]
         ),

@@ -77,9 +77,36 @@ public enum TollgateHTTPServer {
     ) -> some ApplicationProtocol {
         let metrics = sharedMetrics
         let auth = Authenticator(adminToken: configuration.tokens.admin, serviceToken: configuration.tokens.service, engine: engine)
+        let guessing = TokenGuessingLimiter(resolver: ClientAddressResolver(trustedProxies: configuration.trustedProxies), auth: auth)
+        let router = router(engine: engine, gateway: gateway, configuration: configuration, events: events, auth: auth, guessing: guessing)
+        return Application(
+            router: router,
+            server: .timedHTTP1WebSocketUpgrade(
+                timeouts: configuration.timeouts, timedOutRequests: metrics.requestTimeouts,
+                shouldUpgrade: EventRoutes.webSocketUpgrade(engine: engine, auth: auth, hub: events, guessing: guessing)),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "tollgate",
+                                 availableConnectionsDelegate: MaximumAvailableConnections(configuration.maximumConnections)),
+            onServerRunning: { channel in await onListening(channel.localAddress?.port ?? configuration.port) },
+            logger: logger)
+    }
+
+    /// Every route the server answers (the WebSocket upgrade aside, which the HTTP server
+    /// handles before routing), as `METHOD /path/{parameter}`: what the API description and
+    /// its tests are checked against.
+    public static func routes(engine: Engine, configuration: ServerConfiguration, events: EventHub) -> [String] {
+        let auth = Authenticator(adminToken: configuration.tokens.admin, serviceToken: configuration.tokens.service, engine: engine)
+        let guessing = TokenGuessingLimiter(resolver: ClientAddressResolver(trustedProxies: configuration.trustedProxies), auth: auth)
+        let router = router(engine: engine, gateway: nil, configuration: configuration, events: events, auth: auth, guessing: guessing)
+        return router.routes.map { "\($0.method.rawValue) \($0.path.description)" }
+    }
+
+    private static func router(
+        engine: Engine, gateway: Engine?, configuration: ServerConfiguration, events: EventHub, auth: Authenticator,
+        guessing: TokenGuessingLimiter
+    ) -> Router<TollgateRequestContext> {
+        let metrics = sharedMetrics
         let router = Router(context: TollgateRequestContext.self)
         router.add(middleware: ErrorLoggingMiddleware())
-        let guessing = TokenGuessingLimiter(resolver: ClientAddressResolver(trustedProxies: configuration.trustedProxies), auth: auth)
         router.add(middleware: guessing)
         GatewayRoutes(engine: gateway ?? engine, auth: auth, metrics: metrics,
                       denyStatus: HTTPResponse.Status(code: configuration.denyStatus), serviceToken: configuration.tokens.service,
@@ -92,15 +119,7 @@ public enum TollgateHTTPServer {
         OperationsRoutes(engine: engine, gateway: gateway ?? engine, journal: configuration.failOpen, metrics: metrics).register(on: router)
         EventRoutes(engine: engine, auth: auth, hub: events).register(on: router)
         DashboardRoutes(engine: engine, auth: auth).register(on: router)
-        return Application(
-            router: router,
-            server: .timedHTTP1WebSocketUpgrade(
-                timeouts: configuration.timeouts, timedOutRequests: metrics.requestTimeouts,
-                shouldUpgrade: EventRoutes.webSocketUpgrade(engine: engine, auth: auth, hub: events, guessing: guessing)),
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "tollgate",
-                                 availableConnectionsDelegate: MaximumAvailableConnections(configuration.maximumConnections)),
-            onServerRunning: { channel in await onListening(channel.localAddress?.port ?? configuration.port) },
-            logger: logger)
+        return router
     }
 }
 
