@@ -119,7 +119,9 @@ public final class RedisServer: Sendable {
             address: address, connectTimeout: .milliseconds(200), commandTimeout: .seconds(1),
             connectionCount: 1, reconnectBackoff: .zero))
         defer { client.close() }
-        let deadline = ContinuousClock.now + .seconds(10)
+        // Only a hang is caught here: a loaded machine starting dozens of servers at once (the
+        // whole suite in parallel) has taken 10 s to start one.
+        let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {
             // Up means PONG, or NOAUTH when `extraArguments` set a password (LOADING is not up).
             switch try? await client.sendReturningErrors(RedisCommand("PING")) {
