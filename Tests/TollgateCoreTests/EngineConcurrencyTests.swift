@@ -78,15 +78,20 @@ struct EngineConcurrencyTests {
     func serverRestart() async throws {
         let f = try await EngineFixture(persistent: true, connections: 2)
         let id = try await f.account("a", balance: "100")
-        // Debits run until the restart is over and 50 more have been answered after it, so
-        // the restart always lands inside the traffic, whatever the machine's speed.
-        let restarted = Mutex(false)
+        // Debits run from before the restart until 50 have been answered after it; the restart
+        // starts only once some were allowed, so it lands inside the traffic whatever the
+        // machine's speed. Phase 0: before, 1: restarting, 2: after.
+        let phase = Mutex(0)
+        let allowedSoFar = Mutex(0)
         let load = Task {
-            var allowed = 0, failed = 0, afterRestart = 0, index = 0
+            var allowed = [0, 0, 0], failed = 0, afterRestart = 0, index = 0
             while afterRestart < 50, index < 100_000 {
-                let over = restarted.withLock { $0 }
+                let current = phase.withLock { $0 }
                 do {
-                    if try await f.engine.debit(id, amount: money("0.0001"), requestID: request("d\(index)")).allowed { allowed += 1 }
+                    if try await f.engine.debit(id, amount: money("0.0001"), requestID: request("d\(index)")).allowed {
+                        allowed[current] += 1
+                        allowedSoFar.withLock { $0 += 1 }
+                    }
                 } catch let error as TollgateError {
                     #expect(error.code == .redisUnavailable, "\(error)")
                     failed += 1
@@ -94,25 +99,28 @@ struct EngineConcurrencyTests {
                 } catch {
                     Issue.record("unexpected \(error)")
                 }
-                if over { afterRestart += 1 }
+                if current == 2 { afterRestart += 1 }
                 index += 1
             }
             return (allowed, failed)
         }
-        try await Task.sleep(for: .milliseconds(30))
+        let started = ContinuousClock.now
+        while allowedSoFar.withLock({ $0 }) < 10, started.duration(to: .now) < .seconds(60) { try await Task.sleep(for: .milliseconds(5)) }
+        phase.withLock { $0 = 1 }
         try await f.server.restart()
-        restarted.withLock { $0 = true }
+        phase.withLock { $0 = 2 }
         let (allowed, failed) = await load.value
-        // The restart overlapped the debits: some of them found Redis gone.
-        #expect(failed > 0, "no debit failed: the restart did not land during the traffic (\(allowed) allowed)")
-        #expect(allowed > 0)
+        // The restart overlapped the debits: allowed before it, failed across it, allowed after.
+        #expect(allowed[0] > 0, "no debit was allowed before the restart")
+        #expect(failed > 0, "no debit failed: the restart did not reach the traffic (\(allowed) allowed)")
+        #expect(allowed[2] > 0, "no debit was allowed after the restart")
         // After the restart the same engine, with no restart of its own, serves again.
         let after = try await f.engine.debit(id, amount: money("1"), requestID: request("after-restart"))
         #expect(after.allowed)
         // Debits whose replies were lost may or may not have applied; the ledger says which,
         // and the books balance either way.
         let debits = try await f.allEntries(id).filter { $0.kind == .debit }.count
-        #expect(debits >= allowed + 1)
+        #expect(debits >= allowed.reduce(0, +) + 1)
         let account = try await f.engine.account(id)
         #expect(try await f.ledgerSum(id) == account.balance.micros)
         #expect(try await f.engine.audit().isClean)
