@@ -107,8 +107,9 @@ stream-bench: release
 	Benchmarks/stream-latency --subscribers 1 --debits 300 --binary "$$($(SWIFT) build -c release --show-bin-path)/tollgate"
 	Benchmarks/stream-latency --subscribers 1000 --debits 300 --binary "$$($(SWIFT) build -c release --show-bin-path)/tollgate"
 
-## soak: 10 minutes of mixed load against `tollgate serve`; resident memory and fds sampled
-## every 10 s (growth after warm-up should stay under 10%, fds flat). Not part of `make test`.
+## soak: 10 minutes of mixed load against `tollgate serve` (release build); resident memory and
+## fds sampled every 10 s. Exit 1 when the books, the error rate, the voids, RSS growth after
+## the 60 s warm-up (over 10%) or the fd count (over +2) fail. Not part of `make test`.
 soak: deps
 	Benchmarks/soak 600s 400
 
