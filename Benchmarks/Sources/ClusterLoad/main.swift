@@ -100,10 +100,10 @@ struct TaskLog: Sendable {
 
 /// The CPU seconds (user + system) the processes of --cpu-pids have used so far; fails when one
 /// cannot be read (a figure silently missing a process would be wrong, not smaller).
-func cpuSeconds() -> Double {
+func cpuSeconds(_ pids: [Int32]) -> Double {
     let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
     var total = 0.0
-    for pid in options.cpuPIDs {
+    for pid in pids {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
               let close = stat.lastIndex(of: ")") else { fail("cannot read /proc/\(pid)/stat") }
         // After "pid (comm)": state is field 3, utime field 14, stime field 15.
@@ -117,7 +117,7 @@ func cpuSeconds() -> Double {
 }
 
 let clock = ContinuousClock()
-let cpuBefore = cpuSeconds()
+let cpuBefore = cpuSeconds(options.cpuPIDs)
 let began = clock.now
 let deadline = began + .milliseconds(Int(options.seconds * 1000))
 let logs: [TaskLog] = await withTaskGroup(of: TaskLog.self) { group in
@@ -146,7 +146,7 @@ let logs: [TaskLog] = await withTaskGroup(of: TaskLog.self) { group in
     return all
 }
 let elapsed = began.duration(to: clock.now)
-let cpuUsed = cpuSeconds() - cpuBefore
+let cpuUsed = cpuSeconds(options.cpuPIDs) - cpuBefore
 let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
 let allowed = logs.flatMap { $0.allowed }
 let failed = logs.flatMap { $0.failed }
