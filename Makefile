@@ -8,7 +8,7 @@ PORT       ?= 8080
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := redis-server redis-tools libhiredis-dev pkg-config nginx-light chromium chromium-driver python3-selenium zbar-tools python3-venv
 
-.PHONY: cluster cluster-stop cluster-demo run test deps test-deps build release bench bench-check bench-thresholds compare compare-debit lua-cost http-bench report-memory stream-bench soak clean
+.PHONY: cluster cluster-stop cluster-demo run test deps test-deps build release bench bench-check bench-thresholds compare compare-debit lua-cost lua-instructions workloads http-bench report-memory stream-bench soak clean
 
 ## deps: install the Debian packages Tollgate builds and tests with, if any is missing.
 deps:
@@ -91,6 +91,14 @@ compare-debit: deps
 ## lua-cost: what each script costs inside Redis (INFO commandstats).
 lua-cost: deps
 	Benchmarks/lua-cost
+
+## lua-instructions: instructions per FCALL authorize inside redis-server (valgrind callgrind).
+lua-instructions: deps
+	Benchmarks/lua-instructions
+
+## workloads: tollgate loadtest per workload (calls, stream, hot), in-process and over HTTP.
+workloads: deps
+	Benchmarks/workloads
 
 ## http-bench: wrk against /v1/authorize, /v1/check and /healthz (needs Debian's wrk).
 http-bench: deps
