@@ -8,7 +8,7 @@ PORT       ?= 8080
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := redis-server redis-tools libhiredis-dev pkg-config nginx-light chromium chromium-driver python3-selenium zbar-tools python3-venv
 
-.PHONY: cluster cluster-stop cluster-demo run test deps test-deps build release bench bench-check bench-thresholds compare compare-debit lua-cost http-bench report-memory stream-bench soak clean
+.PHONY: cluster cluster-stop cluster-demo run test deps test-deps build release bench bench-check bench-thresholds compare compare-debit lua-cost lua-instructions workloads http-bench report-memory stream-bench soak clean
 
 ## deps: install the Debian packages Tollgate builds and tests with, if any is missing.
 deps:
@@ -92,6 +92,14 @@ compare-debit: deps
 lua-cost: deps
 	Benchmarks/lua-cost
 
+## lua-instructions: instructions per FCALL authorize inside redis-server (valgrind callgrind).
+lua-instructions: deps
+	Benchmarks/lua-instructions
+
+## workloads: tollgate loadtest per workload (calls, stream, hot), in-process and over HTTP.
+workloads: deps
+	Benchmarks/workloads
+
 ## http-bench: wrk against /v1/authorize, /v1/check and /healthz (needs Debian's wrk).
 http-bench: deps
 	@command -v wrk >/dev/null || { $(SUDO) apt-get install -y -qq wrk; }
@@ -107,8 +115,9 @@ stream-bench: release
 	Benchmarks/stream-latency --subscribers 1 --debits 300 --binary "$$($(SWIFT) build -c release --show-bin-path)/tollgate"
 	Benchmarks/stream-latency --subscribers 1000 --debits 300 --binary "$$($(SWIFT) build -c release --show-bin-path)/tollgate"
 
-## soak: 10 minutes of mixed load against `tollgate serve`; resident memory and fds sampled
-## every 10 s (growth after warm-up should stay under 10%, fds flat). Not part of `make test`.
+## soak: 10 minutes of mixed load against `tollgate serve` (release build); resident memory and
+## fds sampled every 10 s. Exit 1 when the books, the error rate, the voids, RSS growth after
+## the 60 s warm-up (over 10%) or the fd count (over +2) fail. Not part of `make test`.
 soak: deps
 	Benchmarks/soak 600s 400
 

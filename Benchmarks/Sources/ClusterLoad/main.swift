@@ -2,7 +2,7 @@
 // or a Redis Cluster, for a fixed time; then it checks the books. Used by Benchmarks/cluster-demo.
 //
 //   ClusterLoad (--redis URL | --redis-cluster host:port,...) [--accounts N] [--concurrency C]
-//               [--seconds S] [--connections K] [--verify]
+//               [--seconds S] [--connections K] [--verify] [--cpu-pids PID,PID,...]
 //
 // Each of C tasks debits 1 micro-credit from account (task + n) mod N with a unique request id,
 // back to back, and keeps every request id with its outcome: allowed, or failed (an error: the
@@ -10,6 +10,9 @@
 // failed request is sent again with the same request id (idempotent, I3), then for every account
 // the ledger must hold each allowed request exactly once and no other debit, the balance must
 // equal the start minus those debits, and the audit must be clean.
+// With --cpu-pids, the CPU time (utime + stime from /proc/PID/stat) those processes (the
+// redis-servers) used from just before the first debit to just after the last answer is
+// reported as "redis_cpu_seconds": the measured window only, not the set-up or the checks.
 // Prints one JSON line; exit 0 when the books are right (and, without --verify, nothing failed).
 
 import Foundation
@@ -25,6 +28,7 @@ struct Options {
     var seconds = 5.0
     var connections = 4
     var verify = false
+    var cpuPIDs: [Int32] = []
 }
 
 func fail(_ message: String, status: Int32 = 1) -> Never {
@@ -43,6 +47,10 @@ while let flag = rest.popFirst() {
     case "--seconds": options.seconds = rest.popFirst().flatMap { Double($0) } ?? 0
     case "--connections": options.connections = rest.popFirst().flatMap { Int($0) } ?? 0
     case "--verify": options.verify = true
+    case "--cpu-pids":
+        let list = (rest.popFirst() ?? "").split(separator: ",").map { Int32($0) }
+        guard !list.isEmpty, list.allSatisfy({ $0 != nil }) else { fail("--cpu-pids wants PID,PID,...", status: 2) }
+        options.cpuPIDs = list.compactMap { $0 }
     default: fail("unknown flag \(flag)", status: 2)
     }
 }
@@ -90,7 +98,26 @@ struct TaskLog: Sendable {
     var errors: [String: Int] = [:]
 }
 
+/// The CPU seconds (user + system) the processes of --cpu-pids have used so far; fails when one
+/// cannot be read (a figure silently missing a process would be wrong, not smaller).
+func cpuSeconds(_ pids: [Int32]) -> Double {
+    let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+    var total = 0.0
+    for pid in pids {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { fail("cannot read /proc/\(pid)/stat") }
+        // After "pid (comm)": state is field 3, utime field 14, stime field 15.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else {
+            fail("cannot parse /proc/\(pid)/stat")
+        }
+        total += (user + system) / ticks
+    }
+    return total
+}
+
 let clock = ContinuousClock()
+let cpuBefore = cpuSeconds(options.cpuPIDs)
 let began = clock.now
 let deadline = began + .milliseconds(Int(options.seconds * 1000))
 let logs: [TaskLog] = await withTaskGroup(of: TaskLog.self) { group in
@@ -119,6 +146,7 @@ let logs: [TaskLog] = await withTaskGroup(of: TaskLog.self) { group in
     return all
 }
 let elapsed = began.duration(to: clock.now)
+let cpuUsed = cpuSeconds(options.cpuPIDs) - cpuBefore
 let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
 let allowed = logs.flatMap { $0.allowed }
 let failed = logs.flatMap { $0.failed }
@@ -129,6 +157,7 @@ var json = "{\"topology\":\"\(options.cluster == nil ? "single" : "cluster")\",\
 json += ",\"concurrency\":\(options.concurrency),\"seconds\":\(String(format: "%.2f", seconds))"
 json += ",\"allowed\":\(allowed.count),\"decisions_per_second\":\(Int(Double(allowed.count) / seconds))"
 json += ",\"denied\":\(logs.reduce(0) { $0 + $1.denied }),\"failed\":\(failed.count)"
+if !options.cpuPIDs.isEmpty { json += ",\"redis_cpu_seconds\":\(String(format: "%.3f", cpuUsed))" }
 json += ",\"errors\":{" + errorCounts.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\($0.value)" }.joined(separator: ",") + "}"
 
 guard options.verify else {

@@ -7,8 +7,9 @@
 // balance that covers every debit, then runs N concurrent callers debiting 1 micro-credit
 // each with a unique request id, and prints one JSON line:
 //   {"concurrency":N,"connections":K,"seconds":S,"debits":D,"debits_per_second":R,
-//    "denied":0,"failed":0,"cpu_user_seconds":U,"cpu_system_seconds":Y,"context_switches":C}
-// (CPU time and context switches are this process' own, over the measured seconds.)
+//    "denied":0,"failed":0,"warmup_debits":W,"cpu_user_seconds":U,"cpu_system_seconds":Y,"context_switches":C}
+// (CPU time and context switches are this process' own, over the measured seconds; W is the
+// debits applied during the warm-up, so a caller can check the ledger holds exactly D + W.)
 // `--setup-only` stops after installing the Lua and funding the account (exit 0);
 // `--probe REQUEST_ID` does that, then one debit with that request id (so a MONITOR can see
 // the exact command the engine sends), and stops.
@@ -109,8 +110,13 @@ if options.setupOnly || options.probe != nil {
     exit(0)
 }
 
+var warmupDebits = 0
 if options.warmup > 0 {
-    _ = await workload.run(for: .milliseconds(Int(options.warmup * 1000)), concurrency: options.concurrency)
+    let warmup = await workload.run(for: .milliseconds(Int(options.warmup * 1000)), concurrency: options.concurrency)
+    guard warmup.denied == 0, warmup.failed == 0 else {
+        fail("the warm-up had \(warmup.denied) denied and \(warmup.failed) failed debits: \(warmup.firstError ?? "")")
+    }
+    warmupDebits = warmup.allowed
 }
 let usageBefore = resourceUsage()
 let outcome = await workload.run(for: .milliseconds(Int(options.seconds * 1000)), concurrency: options.concurrency)
@@ -122,7 +128,7 @@ let elapsed = Double(wholeSeconds) + Double(attoseconds) / 1e18
 var json = "{\"concurrency\":\(options.concurrency),\"connections\":\(options.connections)"
 json += ",\"seconds\":\(format(elapsed)),\"debits\":\(outcome.allowed)"
 json += ",\"debits_per_second\":\(format(Double(outcome.allowed) / elapsed, 0))"
-json += ",\"denied\":\(outcome.denied),\"failed\":\(outcome.failed)"
+json += ",\"denied\":\(outcome.denied),\"failed\":\(outcome.failed),\"warmup_debits\":\(warmupDebits)"
 json += ",\"cpu_user_seconds\":\(format(usageAfter.user - usageBefore.user)),\"cpu_system_seconds\":\(format(usageAfter.system - usageBefore.system))"
 json += ",\"context_switches\":\(usageAfter.contextSwitches - usageBefore.contextSwitches)"
 if let firstError = outcome.firstError {
