@@ -133,6 +133,31 @@ struct ModelAgreementBillingTests {
         try await h.finish()
     }
 
+    /// Found by the random sequences: a negative adjustment covered only by promotional credit
+    /// left the paid part below the credit line, and the grant's expiry then overdrew an account
+    /// with no credit line (balance −1959 µ, credit limit 0).
+    @Test("a negative adjustment cannot leave an overdraft for expiring promotional credit to reveal (I1)",
+          arguments: [0, 2] as [Int64])
+    func negativeAdjustmentAndExpiry(creditLine: Int64) async throws {
+        let start: Int64 = 1_773_144_000_000
+        var h = try await AgreementHarness(seed: 0, start: start)
+        let id = try AccountID("a")
+        try await h.createAccount(id, creditLimit: creditLine * Self.credit)
+        try await h.run(.credit(id, amount: Self.credit, .topup, expires: nil, RequestID("top")))
+        try await h.run(.credit(id, amount: 5 * Self.credit, .grant, expires: start + 10_000, RequestID("g")))
+        // Available credit (6) covers 3, but paid credit (1) and the credit line do not.
+        let three = try await decision(&h, .credit(id, amount: -3 * Self.credit, .adjustment, expires: nil, RequestID("adj3")))
+        #expect(three.allowed == (creditLine >= 2) && (three.allowed || three.reason == .insufficientCredit), "\(three)")
+        if !three.allowed {
+            #expect(try await decision(&h, .credit(id, amount: -Self.credit, .adjustment, expires: nil, RequestID("adj1"))).allowed)
+        }
+        try await h.run(.advance(milliseconds: 10_000))
+        let after = try #require(try await h.run(.readAccount(id)).figures)
+        #expect(after.promotional == 0 && after.available >= -after.creditLimit, "\(after)")
+        #expect(after.balance == (creditLine >= 2 ? -2 * Self.credit : 0), "\(after)")
+        try await h.finish()
+    }
+
     // MARK: Ledger entries
 
     @Test("every step's ledger entries: one debit per item, a hold, captures, refunds and the release")

@@ -114,7 +114,9 @@ struct ReferenceModel: Sendable {
     /// Adds credit; only an adjustment may be negative, and not below −credit limit (I1).
     /// Frozen accounts still take credit, closed ones none (refused before anything expires).
     /// A grant is promotional credit expiring at `expires` (nil: never); one whose expiry has
-    /// come already is refused (expired). A negative adjustment takes paid credit.
+    /// come already is refused (expired). A negative adjustment takes paid credit: it may take
+    /// neither available credit nor the paid part of the balance below −credit limit, since
+    /// promotional credit expires (docs/BILLING.md).
     mutating func credit(
         _ id: AccountID, amount: Int64, kind: CreditKind, expires: Int64? = nil, requestID: RequestID
     ) throws(ModelError) -> DecisionRecord {
@@ -122,7 +124,9 @@ struct ReferenceModel: Sendable {
             if a.status == .closed { return a.denied(.accountClosed) }
             a.expireDue(now: now, periods: periods)
             if let expires, expires <= now { return a.denied(.expired) }
-            if amount < 0 && !a.covers(-amount) { return a.denied(.insufficientCredit) }
+            if amount < 0 && (!a.covers(-amount) || a.balance - a.promotional.total + amount < -a.creditLimit) {
+                return a.denied(.insufficientCredit)
+            }
             a.balance += amount
             if kind == .grant { a.promotional.add(amount, expiring: expires ?? neverExpires) }
             a.record(ModelEntry(kind: kind.rawValue, amount: amount, heldDelta: 0, time: now, requestID: requestID.rawValue,
