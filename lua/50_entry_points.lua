@@ -47,7 +47,10 @@ end)
 
 -- credit(amount, kind, request_id, expires_ms): topup | grant | adjustment. A grant is
 -- promotional credit, expiring at expires_ms ('' or 0: never). Only an adjustment may be
--- negative, and then it may not take available credit below -credit_limit (I1).
+-- negative, and then it takes paid credit: it may take neither available credit nor the paid
+-- part of the balance below -credit_limit (I1). Promotional credit expires in full once no
+-- hold reserves it (35_grants.lua), so a paid part below the credit line would be an overdraft
+-- waiting for the next expiry.
 redis.register_function('credit', function(keys, args)
   local k, now, periods = step_start(keys, args)
   local kind = args[9]
@@ -76,7 +79,8 @@ redis.register_function('credit', function(keys, args)
     end
     expire_due(k, a, now, periods)
     if expires <= now then return denied(a, 'expired') end
-    if amount < 0 and available(a) + amount < -a.credit_limit then
+    if amount < 0 and (available(a) + amount < -a.credit_limit
+        or a.balance - a.promo + amount < -a.credit_limit) then
       return denied(a, 'insufficient_credit')
     end
     local extra = nil

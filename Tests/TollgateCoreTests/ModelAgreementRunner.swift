@@ -1,5 +1,6 @@
 import Foundation
-import TollgateCore
+@testable import TollgateCore
+import TollgateRedis
 import TollgateTestSupport
 
 /// An API key as the test knows it: the id and the secret shown once.
@@ -17,21 +18,26 @@ indirect enum Step: Sendable, CustomStringConvertible {
         case account(AccountID)
     }
 
-    case authorize(Target, [UsageItem], RequestID, holdTTL: Int64?)
-    case report(AccountID, hold: Int64, [UsageItem], RequestID)
-    case settle(AccountID, hold: Int64, [UsageItem]?, RequestID)
+    // Usage travels as text (`METER[@MODEL]=QTY,...`): the engine reads it with its parser, the
+    // model with its own. A settle's "" is a final usage of nothing.
+    case authorize(Target, String, RequestID, holdTTL: Int64?)
+    case report(AccountID, hold: Int64, String, RequestID)
+    case settle(AccountID, hold: Int64, String?, RequestID)
     case release(AccountID, hold: Int64, RequestID)
     case capture(AccountID, hold: Int64, amount: Int64, RequestID)
     case hold(AccountID, amount: Int64, ttl: Int64, RequestID)
-    case credit(AccountID, amount: Int64, CreditKind, RequestID)
+    /// A grant may expire (ms since the epoch).
+    case credit(AccountID, amount: Int64, CreditKind, expires: Int64?, RequestID)
     case debit(AccountID, amount: Int64, RequestID)
     case setStatus(AccountID, AccountStatus)
+    /// Closes an account. The engine has no call for it; the harness writes the status.
+    case close(AccountID)
     case readAccount(AccountID)
     case advance(milliseconds: Int64)
     case setLimits(AccountID, key: KnownKey?, [LimitName: Int64?])
     case revoke(KnownKey)
-    /// Sets a price, or removes it (nil).
-    case setPrice(PriceKey, ModelPrice?)
+    /// Sets a price of a meter (for one model, or for any), or removes it (nil).
+    case setPrice(meter: String, model: String?, ModelPrice?)
     /// The same step again (a retry with the same request id).
     case replay(Step)
 
@@ -45,13 +51,21 @@ indirect enum Step: Sendable, CustomStringConvertible {
             case .unknownKey: return nil
             }
         case .report(let id, _, _, let request), .settle(let id, _, _, let request), .release(let id, _, let request),
-             .capture(let id, _, _, let request), .hold(let id, _, _, let request), .credit(let id, _, _, let request),
+             .capture(let id, _, _, let request), .hold(let id, _, _, let request), .credit(let id, _, _, _, let request),
              .debit(let id, _, let request):
             return (id, request)
         case .replay(let step):
             return step.requestKey
         default:
             return nil
+        }
+    }
+
+    /// The account whose ledger the step may write to.
+    var account: AccountID? {
+        switch self {
+        case .setStatus(let id, _), .close(let id), .readAccount(let id): return id
+        default: return requestKey?.account
         }
     }
 
@@ -71,22 +85,22 @@ indirect enum Step: Sendable, CustomStringConvertible {
         case .release: return "release"
         case .capture: return "capture"
         case .hold: return "hold"
-        case .credit(_, let amount, let kind, _): return amount < 0 ? "credit negative \(kind.rawValue)" : "credit \(kind.rawValue)"
+        case .credit(_, let amount, let kind, let expires, _):
+            return amount < 0 ? "credit negative \(kind.rawValue)" : "credit \(kind.rawValue)\(expires == nil ? "" : " expiring")"
         case .debit: return "debit"
         case .setStatus(_, let status): return "set \(status.rawValue)"
+        case .close: return "close"
         case .readAccount: return "read"
         case .advance: return "advance"
         case .setLimits: return "limits"
         case .revoke: return "revoke"
-        case .setPrice(_, let price): return price == nil ? "remove price" : "set price"
+        case .setPrice(_, _, let price): return price == nil ? "remove price" : "set price"
         case .replay(let step): return "replay \(step.kind)"
         }
     }
 
     var description: String {
-        func usage(_ items: [UsageItem]) -> String {
-            items.map { "\($0.key)=\($0.quantity)" }.joined(separator: ",")
-        }
+        func usage(_ text: String) -> String { text.isEmpty ? "(none)" : text }
         switch self {
         case .authorize(let target, let items, let request, let ttl):
             let who: String
@@ -102,9 +116,11 @@ indirect enum Step: Sendable, CustomStringConvertible {
         case .release(let id, let hold, let request): return "release \(id) h\(hold) [\(request)]"
         case .capture(let id, let hold, let amount, let request): return "capture \(id) h\(hold) \(amount) [\(request)]"
         case .hold(let id, let amount, let ttl, let request): return "hold \(id) \(amount) ttl \(ttl) [\(request)]"
-        case .credit(let id, let amount, let kind, let request): return "credit \(id) \(kind.rawValue) \(amount) [\(request)]"
+        case .credit(let id, let amount, let kind, let expires, let request):
+            return "credit \(id) \(kind.rawValue) \(amount)\(expires.map { " expiring \($0)" } ?? "") [\(request)]"
         case .debit(let id, let amount, let request): return "debit \(id) \(amount) [\(request)]"
         case .setStatus(let id, let status): return "set \(id) \(status.rawValue)"
+        case .close(let id): return "close \(id)"
         case .readAccount(let id): return "read \(id)"
         case .advance(let ms): return "advance \(ms) ms"
         case .setLimits(let id, let key, let changes):
@@ -112,7 +128,8 @@ indirect enum Step: Sendable, CustomStringConvertible {
                 .map { "\($0.key.rawValue)=\($0.value.map(String.init) ?? "none")" }.joined(separator: ",")
             return "limits \(key.map { "key \($0.id)" } ?? "account \(id)") \(list)"
         case .revoke(let key): return "revoke \(key.id) of \(key.account)"
-        case .setPrice(let key, let price): return "price \(key) \(price.map(\.description) ?? "removed")"
+        case .setPrice(let meter, let model, let price):
+            return "price \(modelItemName(meter, model)) \(price.map(\.description) ?? "removed")"
         case .replay(let step): return "replay: \(step)"
         }
     }
@@ -166,9 +183,7 @@ extension DecisionRecord {
         self.init(
             allowed: decision.allowed,
             reason: decision.reason,
-            account: decision.account.map {
-                AccountFigures(status: $0.status, balance: $0.balance.micros, held: $0.held.micros, creditLimit: $0.creditLimit.micros)
-            },
+            account: decision.account.map(AccountFigures.init),
             amount: decision.amount.micros,
             holdSequence: decision.holdID?.sequence,
             holdExpiresAt: decision.holdExpiresAt,
@@ -192,6 +207,7 @@ extension DecisionRecord {
         check("held", account?.held, other.account?.held)
         check("available", account?.available, other.account?.available)
         check("status", account?.status, other.account?.status)
+        check("promotional", account?.promotional, other.account?.promotional)
         check("amount", amount, other.amount)
         check("hold", holdSequence, other.holdSequence)
         check("hold expiry", holdExpiresAt, other.holdExpiresAt)
@@ -229,7 +245,30 @@ struct Divergence: Error, CustomStringConvertible {
     }
 }
 
+extension AccountFigures {
+    init(_ state: AccountState) {
+        self.init(status: state.status, balance: state.balance.micros, held: state.held.micros,
+                  creditLimit: state.creditLimit.micros, promotional: state.promotional.micros)
+    }
+}
+
+extension ModelEntry {
+    /// An entry the engine wrote, in the model's terms.
+    init(_ entry: LedgerEntry) {
+        let grantExpiry = entry.kind == .expire && entry.holdID == nil
+        self.init(
+            kind: entry.kind.rawValue, amount: entry.amount.micros, balance: entry.balance.micros, held: entry.held.micros,
+            heldDelta: entry.heldDelta.micros, time: entry.time,
+            // An expiry of promotional credit is named by its grant, which the model does not number.
+            requestID: grantExpiry ? nil : entry.requestID, hold: entry.holdID?.sequence,
+            usage: entry.meter.map { .init(meter: $0, model: entry.model, quantity: entry.quantity ?? 0, key: entry.keyID) },
+            grantExpiry: grantExpiry, expires: entry.kind == .grant ? entry.expiresAt : nil)
+    }
+}
+
 /// A real engine and the model, driven by the same steps; stops at the first disagreement.
+/// After every step it also compares the ledger entries the step wrote on the account it
+/// touched (every account at each read-back and at the end).
 struct AgreementHarness {
     let fixture: EngineFixture
     var model: ReferenceModel
@@ -239,13 +278,19 @@ struct AgreementHarness {
     /// How often each kind of step got each answer ("authorize hold → rate_limited").
     private(set) var coverage: [String: Int] = [:]
     private var expiredSoFar = 0
-    private var lastPeriods: SpendPeriods
+    private var grantsExpiredSoFar = 0
+    private var lastPeriods: ModelPeriods
+    /// The newest engine entry compared so far, and how many model entries, per account.
+    private var engineSeen: [AccountID: String] = [:]
+    private var modelSeen: [AccountID: Int] = [:]
+    /// The entries the last step wrote, as the engine wrote them (all accounts checked).
+    private(set) var lastEntries: [ModelEntry] = []
 
     init(seed: UInt64, start: Int64) async throws {
         fixture = try await EngineFixture()
         fixture.clock.set(milliseconds: start)
         model = ReferenceModel(now: start)
-        lastPeriods = SpendPeriods(milliseconds: start)
+        lastPeriods = ModelPeriods(milliseconds: start)
         self.seed = seed
     }
 
@@ -267,41 +312,104 @@ struct AgreementHarness {
         return KnownKey(account: id, id: created.keyID, secret: created.secret)
     }
 
-    mutating func setPrice(_ key: PriceKey, micros: Int64, per: Int64) async throws {
-        try await engine.setPrice(key, Price(price: Money(micros: micros)!, per: per))
-        model.setPrice(key, ModelPrice(micros: micros, per: per))
+    mutating func setPrice(meter: String, model itemModel: String? = nil, micros: Int64, per: Int64) async throws {
+        try await engine.setPrice(PriceKey(meter: meter, model: itemModel), Price(price: Money(micros: micros)!, per: per))
+        model.setPrice(meter: meter, model: itemModel, ModelPrice(micros: micros, per: per))
     }
 
     // MARK: Steps
 
+    private func divergence(_ step: String, engine: String, model: String, _ differences: [String]) -> Divergence {
+        Divergence(seed: seed, index: stepCount, step: step, engine: engine, model: model, differences: differences,
+                   history: history.suffix(Self.historyShown))
+    }
+
     /// Runs a step on both sides and compares; throws the divergence when they disagree.
+    @discardableResult
     mutating func run(_ step: Step) async throws(Divergence) -> Observation {
         stepCount += 1
         let engineAnswer = await runOnEngine(step)
         let modelAnswer = runOnModel(step)
         // I1 holds on every answer, whatever the model says.
         if let figures = engineAnswer.figures, figures.available < -figures.creditLimit || figures.held < 0 {
-            throw Divergence(seed: seed, index: stepCount, step: step.description, engine: engineAnswer.description,
-                             model: modelAnswer.description, differences: ["I1: available below −credit limit, or held negative"],
-                             history: history.suffix(Self.historyShown))
+            throw divergence(step.description, engine: engineAnswer.description, model: modelAnswer.description,
+                             ["I1: available below −credit limit, or held negative"])
         }
         if engineAnswer != modelAnswer {
             var differences: [String] = []
             if let a = engineAnswer.decision, let b = modelAnswer.decision { differences = a.differences(from: b) }
-            throw Divergence(seed: seed, index: stepCount, step: step.description, engine: engineAnswer.description,
-                             model: modelAnswer.description, differences: differences, history: history.suffix(Self.historyShown))
+            throw divergence(step.description, engine: engineAnswer.description, model: modelAnswer.description, differences)
         }
+        // The ledger: what this step wrote, entry by entry.
+        lastEntries = []
+        let sweep = step.account.map { [$0] } ?? []
+        try await compareLedgers(sweep, step: step.description, answer: engineAnswer.description)
+
         history.append("#\(stepCount) \(step) → \(engineAnswer)")
         coverage["\(step.kind) → \(engineAnswer.kind)", default: 0] += 1
+        for entry in lastEntries {
+            coverage["(ledger: \(entry.grantExpiry ? "expire of promotional credit" : entry.kind))", default: 0] += 1
+        }
         let expired = model.accounts.values.reduce(0) { $0 + $1.expiredHolds }
         if expired > expiredSoFar { coverage["(holds expired by the clock)", default: 0] += expired - expiredSoFar }
         expiredSoFar = expired
+        let grantsExpired = model.accounts.values.reduce(0) { $0 + $1.grantsExpired }
+        if grantsExpired > grantsExpiredSoFar { coverage["(promotional credit expired)", default: 0] += grantsExpired - grantsExpiredSoFar }
+        grantsExpiredSoFar = grantsExpired
         let periods = model.periods
-        if periods.hour != lastPeriods.hour { coverage["(clock crossed an hour)", default: 0] += 1 }
-        if periods.day != lastPeriods.day { coverage["(clock crossed a day)", default: 0] += 1 }
-        if periods.month != lastPeriods.month { coverage["(clock crossed a month)", default: 0] += 1 }
+        if periods.hourStart != lastPeriods.hourStart { coverage["(clock crossed an hour)", default: 0] += 1 }
+        if periods.dayStart != lastPeriods.dayStart { coverage["(clock crossed a day)", default: 0] += 1 }
+        if periods.monthStart != lastPeriods.monthStart { coverage["(clock crossed a month)", default: 0] += 1 }
         lastPeriods = periods
         return engineAnswer
+    }
+
+    /// Compares the entries written since the last comparison on each account: the engine's,
+    /// read back through its ledger API, and the model's.
+    mutating func compareLedgers(_ accounts: [AccountID], step: String, answer: String) async throws(Divergence) {
+        for id in accounts where model.accounts[id] != nil {
+            let written: [LedgerEntry]
+            do {
+                written = try await entries(of: id, after: engineSeen[id])
+            } catch {
+                throw divergence(step, engine: "the ledger of \(id) could not be read: \(error)", model: answer, [])
+            }
+            let engineEntries = written.map(ModelEntry.init)
+            let expected = Array(model.accounts[id]!.ledger.dropFirst(modelSeen[id, default: 0]))
+            var differences = ledgerDifferences(engine: engineEntries, model: expected) ?? []
+            for entry in written where entry.kind == .grant || (entry.kind == .expire && entry.holdID == nil) {
+                if entry.reference?.hasPrefix("grant:") != true {
+                    differences.append("entry \(entry.id) (\(entry.kind.rawValue)) names no grant: reference \(entry.reference ?? "none")")
+                }
+            }
+            if !differences.isEmpty {
+                throw divergence(step, engine: answer, model: answer, ["on the ledger of \(id):"] + differences)
+            }
+            if let newest = written.last { engineSeen[id] = newest.id }
+            modelSeen[id] = model.accounts[id]!.ledger.count
+            lastEntries += engineEntries
+        }
+    }
+
+    /// The account's entries after `after` (all when nil), oldest first, read newest first a
+    /// page at a time until the last one seen.
+    private func entries(of id: AccountID, after: String?) async throws -> [LedgerEntry] {
+        var collected: [LedgerEntry] = []
+        var cursor: String?
+        pages: while true {
+            let page = try await engine.ledger(id, limit: 20, cursor: cursor)
+            for entry in page.entries {
+                if entry.id == after { break pages }
+                collected.append(entry)
+            }
+            guard let next = page.nextCursor else { break }
+            cursor = next
+        }
+        return collected.reversed()
+    }
+
+    private func engineUsage(_ text: String, allowEmpty: Bool = false) throws -> [UsageItem] {
+        allowEmpty && text.isEmpty ? [] : try UsageItem.parseList(text)
     }
 
     private func runOnEngine(_ step: Step) async -> Observation {
@@ -315,25 +423,30 @@ struct AgreementHarness {
                 case .account(let id): engineTarget = .account(id)
                 }
                 return try await checked(engine.authorize(
-                    engineTarget, usage: usage, requestID: request, mode: ttl.map { .hold(ttl: .milliseconds($0)) } ?? .debit))
+                    engineTarget, usage: engineUsage(usage), requestID: request, mode: ttl.map { .hold(ttl: .milliseconds($0)) } ?? .debit))
             case .report(let id, let hold, let usage, let request):
-                return try await checked(engine.report(HoldID(account: id, sequence: hold), usage: usage, requestID: request))
+                return try await checked(engine.report(HoldID(account: id, sequence: hold), usage: engineUsage(usage), requestID: request))
             case .settle(let id, let hold, let usage, let request):
-                return try await checked(engine.settle(HoldID(account: id, sequence: hold), usage: usage, requestID: request))
+                return try await checked(engine.settle(HoldID(account: id, sequence: hold),
+                                                       usage: usage.map { try engineUsage($0, allowEmpty: true) }, requestID: request))
             case .release(let id, let hold, let request):
                 return try await checked(engine.release(HoldID(account: id, sequence: hold), requestID: request))
             case .capture(let id, let hold, let amount, let request):
                 return try await checked(engine.capture(HoldID(account: id, sequence: hold), amount: Money(micros: amount)!, requestID: request))
             case .hold(let id, let amount, let ttl, let request):
                 return try await checked(engine.hold(id, amount: Money(micros: amount)!, ttl: .milliseconds(ttl), requestID: request))
-            case .credit(let id, let amount, let kind, let request):
-                return try await checked(engine.credit(id, amount: Money(micros: amount)!, kind: kind, requestID: request))
+            case .credit(let id, let amount, let kind, let expires, let request):
+                return try await checked(engine.credit(id, amount: Money(micros: amount)!, kind: kind, expires: expires, requestID: request))
             case .debit(let id, let amount, let request):
                 return try await checked(engine.debit(id, amount: Money(micros: amount)!, requestID: request))
             case .setStatus(let id, let status):
-                return .account(figures(status == .frozen ? try await engine.freeze(id) : try await engine.unfreeze(id)))
+                return .account(AccountFigures(status == .frozen ? try await engine.freeze(id) : try await engine.unfreeze(id)))
+            case .close(let id):
+                // No engine call closes an account: an operator's direct write of the status.
+                _ = try await engine.redis.send(RedisCommand(["HSET", AccountKeys(id).account, "status", AccountStatus.closed.rawValue]))
+                return .done
             case .readAccount(let id):
-                return .account(figures(try await engine.account(id)))
+                return .account(AccountFigures(try await engine.account(id)))
             case .advance(let milliseconds):
                 fixture.clock.advance(by: .milliseconds(milliseconds))
                 return .done
@@ -351,7 +464,8 @@ struct AgreementHarness {
             case .revoke(let key):
                 try await engine.revokeKey(key.id)
                 return .done
-            case .setPrice(let key, let price):
+            case .setPrice(let meter, let model, let price):
+                let key = try PriceKey(meter: meter, model: model)
                 if let price {
                     try await engine.setPrice(key, Price(price: Money(micros: price.micros)!, per: price.per))
                 } else {
@@ -361,8 +475,10 @@ struct AgreementHarness {
             case .replay(let step):
                 return await runOnEngine(step)
             }
-        } catch {
+        } catch let error as TollgateError {
             return .error(error.code.rawValue)
+        } catch {
+            return .error("\(error)")
         }
     }
 
@@ -375,37 +491,41 @@ struct AgreementHarness {
         return .decision(record)
     }
 
-    private func figures(_ state: AccountState) -> AccountFigures {
-        AccountFigures(status: state.status, balance: state.balance.micros, held: state.held.micros, creditLimit: state.creditLimit.micros)
-    }
-
     private mutating func runOnModel(_ step: Step) -> Observation {
-        do {
+        do throws(ModelError) {
+            func usage(_ text: String, allowEmpty: Bool = false) throws(ModelError) -> [ModelUsageItem] {
+                guard let items = parseModelUsage(text, allowEmpty: allowEmpty) else { throw .refused("invalid_argument") }
+                return items
+            }
             switch step {
-            case .authorize(let target, let usage, let request, let ttl):
+            case .authorize(let target, let text, let request, let ttl):
                 let modelTarget: ReferenceModel.Target
                 switch target {
                 case .key(let key): modelTarget = .key(secret: key.secret)
                 case .unknownKey(let secret): modelTarget = .key(secret: secret)
                 case .account(let id): modelTarget = .account(id)
                 }
-                return .decision(try model.authorize(modelTarget, usage: usage, requestID: request, mode: ttl.map { .hold(ttl: $0) } ?? .debit))
-            case .report(let id, let hold, let usage, let request):
-                return .decision(try model.report(id, hold: hold, usage: usage, requestID: request))
-            case .settle(let id, let hold, let usage, let request):
-                return .decision(try model.settle(id, hold: hold, usage: usage, requestID: request))
+                return .decision(try model.authorize(modelTarget, usage: try usage(text), requestID: request, mode: ttl.map { .hold(ttl: $0) } ?? .debit))
+            case .report(let id, let hold, let text, let request):
+                return .decision(try model.report(id, hold: hold, usage: try usage(text), requestID: request))
+            case .settle(let id, let hold, let text, let request):
+                let final: [ModelUsageItem]? = try text.map { (t: String) throws(ModelError) in try usage(t, allowEmpty: true) }
+                return .decision(try model.settle(id, hold: hold, usage: final, requestID: request))
             case .release(let id, let hold, let request):
                 return .decision(try model.release(id, hold: hold, requestID: request))
             case .capture(let id, let hold, let amount, let request):
                 return .decision(try model.capture(id, hold: hold, amount: amount, requestID: request))
             case .hold(let id, let amount, let ttl, let request):
                 return .decision(try model.hold(id, amount: amount, ttl: ttl, requestID: request))
-            case .credit(let id, let amount, let kind, let request):
-                return .decision(try model.credit(id, amount: amount, kind: kind, requestID: request))
+            case .credit(let id, let amount, let kind, let expires, let request):
+                return .decision(try model.credit(id, amount: amount, kind: kind, expires: expires, requestID: request))
             case .debit(let id, let amount, let request):
                 return .decision(try model.debit(id, amount: amount, requestID: request))
             case .setStatus(let id, let status):
-                return .account(model.setStatus(id, status))
+                return .account(try model.setStatus(id, status))
+            case .close(let id):
+                model.close(id)
+                return .done
             case .readAccount(let id):
                 return .account(model.account(id))
             case .advance(let milliseconds):
@@ -417,8 +537,8 @@ struct AgreementHarness {
             case .revoke(let key):
                 model.revokeKey(key.id.rawValue, of: key.account)
                 return .done
-            case .setPrice(let key, let price):
-                model.prices.prices[key] = price
+            case .setPrice(let meter, let itemModel, let price):
+                model.setPrice(meter: meter, model: itemModel, price)
                 return .done
             case .replay(let step):
                 return runOnModel(step)
@@ -426,19 +546,21 @@ struct AgreementHarness {
         } catch {
             switch error {
             case .idempotencyConflict: return .error(TollgateError.Code.idempotencyConflict.rawValue)
+            case .refused(let code): return .error(code)
             }
         }
     }
 
-    /// Checks the books of every account (I2) and that every account reads as the model's.
+    /// Checks the books of every account (I2), every account's ledger against the model's, and
+    /// that every account reads as the model's.
     mutating func finish() async throws {
         for id in model.accounts.keys.sorted() {
             _ = try await run(.readAccount(id))
         }
+        try await compareLedgers(model.accounts.keys.sorted(), step: "the ledgers at the end", answer: "")
         let audit = try await engine.audit()
         guard audit.isClean else {
-            throw Divergence(seed: seed, index: stepCount, step: "audit", engine: "\(audit.drifting)", model: "clean",
-                             differences: audit.drifting.flatMap(\.problems), history: history.suffix(Self.historyShown))
+            throw divergence("audit", engine: "\(audit.drifting)", model: "clean", audit.drifting.flatMap(\.problems))
         }
     }
 
@@ -449,21 +571,20 @@ struct AgreementHarness {
     /// while prices stay the same.
     func checkCarriesFromLedger() async throws {
         for id in model.accounts.keys.sorted() {
-            var byItem: [String: (quantity: Int64, amount: Int64, key: PriceKey)] = [:]
+            var byItem: [String: (quantity: Int64, amount: Int64, meter: String, model: String?)] = [:]
             for entry in try await fixture.allEntries(id) {
                 guard let meter = entry.meter, let quantity = entry.quantity else { continue }
-                let key = try PriceKey(meter: meter, model: entry.model)
-                byItem[key.description, default: (0, 0, key)].quantity += quantity
-                byItem[key.description, default: (0, 0, key)].amount += entry.amount.micros
+                let name = modelItemName(meter, entry.model)
+                byItem[name, default: (0, 0, meter, entry.model)].quantity += quantity
+                byItem[name, default: (0, 0, meter, entry.model)].amount += entry.amount.micros
             }
             for (name, item) in byItem.sorted(by: { $0.key < $1.key }) {
-                guard let price = model.prices.price(for: item.key) else { continue }
+                guard let price = model.prices.price(meter: item.meter, model: item.model) else { continue }
                 let expected = floorDivision(item.quantity * price.micros, price.per) + model.accounts[id]!.refundsKept[name, default: 0]
                 guard -item.amount == expected else {
-                    throw Divergence(seed: seed, index: stepCount, step: "carries of \(id) \(name)",
-                                     engine: "charged \(-item.amount) for \(item.quantity) in all",
+                    throw divergence("carries of \(id) \(name)", engine: "charged \(-item.amount) for \(item.quantity) in all",
                                      model: "⌊\(item.quantity) × \(price)⌋ + kept = \(expected)",
-                                     differences: ["a split of usage changed the total charged"], history: history.suffix(Self.historyShown))
+                                     ["a split of usage changed the total charged"])
                 }
             }
         }
@@ -519,24 +640,50 @@ struct SequenceGenerator {
         return try! RequestID("r\(requests)")
     }
 
-    /// A start time somewhere in 2026, often just before an hour, day or month ends.
+    /// Month ends the clock starts a minute before: a 31-day month, the end of a year, February
+    /// of a common year and of a leap year (2028-02-29).
+    static let monthEnds: [(year: Int, month: Int, day: Int)] = [(2026, 1, 31), (2026, 12, 31), (2027, 2, 28), (2028, 2, 29), (2026, 4, 30)]
+
+    /// A start time somewhere in 2026 to 2028 (by the model's calendar), often just before an
+    /// hour, day or month ends, or a minute before one of `monthEnds` ends.
     mutating func startTime() -> Int64 {
         let year2026: Int64 = 1_767_225_600_000
-        let moment = year2026 + int(0...(364 * 86_400_000))
-        let periods = SpendPeriods(milliseconds: moment)
-        switch int(0...3) {
+        let moment = year2026 + int(0...(3 * 365 * 86_400_000))
+        let periods = ModelPeriods(milliseconds: moment)
+        switch int(0...4) {
         case 0: return periods.monthEnd - int(1...120_000)
         case 1: return periods.dayEnd - int(1...120_000)
         case 2: return periods.hourEnd - int(1...60_000)
+        case 3:
+            let end = pick(Self.monthEnds)
+            return ModelPeriods.moment(end.year, end.month, end.day, 23, 59) + int(0...30_000)
         default: return moment
         }
     }
 
-    mutating func usage() -> [UsageItem] {
+    /// Usage as text; now and then malformed (a zero quantity, no '=', a bad name, no model
+    /// after '@', nothing at all), which both sides must refuse as invalid_argument.
+    mutating func usage() -> String {
+        if chance(3) {
+            return pick(["api_call=0", "api_call", "video frames=1", "tokens.input@=5", "", "=3", "api_call=1,", "api_call=x"])
+        }
         let count = weighted([(1, 5), (2, 4), (3, 2)])
         return (0..<count).map { _ in
             let entry = weighted(usageCatalogue.map { ($0, $0.weight) })
-            return try! UsageItem(meter: entry.meter, model: entry.model, quantity: int(entry.quantity))
+            return "\(modelItemName(entry.meter, entry.model))=\(int(entry.quantity))"
+        }.joined(separator: ",")
+    }
+
+    /// When a grant expires: mostly within the next hours (often just past the end of the
+    /// current hour, day or month), sometimes never, sometimes already (refused: expired).
+    mutating func grantExpiry(_ now: Int64) -> Int64? {
+        let periods = ModelPeriods(milliseconds: now)
+        switch weighted([(0, 3), (1, 4), (2, 3), (3, 1), (4, 1)]) {
+        case 0: return nil
+        case 1: return now + int(500...120_000)
+        case 2: return now + int(120_000...7_200_000)
+        case 3: return pick([periods.hourEnd, periods.dayEnd, periods.monthEnd]) + int(-1...1)
+        default: return now - int(0...5_000)
         }
     }
 
@@ -562,7 +709,7 @@ struct SequenceGenerator {
     }
 
     mutating func advance(_ now: Int64) -> Int64 {
-        let periods = SpendPeriods(milliseconds: now)
+        let periods = ModelPeriods(milliseconds: now)
         switch weighted([(0, 40), (1, 25), (2, 14), (3, 9), (4, 12)]) {
         case 0: return int(0...1_500)
         case 1: return int(1_000...70_000)
@@ -619,7 +766,7 @@ struct SequenceGenerator {
         case "report":
             step = .report(account, hold: holdSequence(), usage(), nextRequest())
         case "settle":
-            step = .settle(account, hold: holdSequence(), chance(65) ? (chance(8) ? [] : usage()) : nil, nextRequest())
+            step = .settle(account, hold: holdSequence(), chance(65) ? (chance(8) ? "" : usage()) : nil, nextRequest())
         case "release":
             step = .release(account, hold: holdSequence(), nextRequest())
         case "capture":
@@ -627,10 +774,11 @@ struct SequenceGenerator {
         case "hold":
             step = .hold(account, amount: int(1...50_000), ttl: int(200...600_000), nextRequest())
         case "credit":
-            let creditKind = weighted([(CreditKind.topup, 6), (.grant, 2), (.adjustment, 2)])
+            let creditKind = weighted([(CreditKind.topup, 5), (.grant, 4), (.adjustment, 2)])
             var amount = int(1_000...60_000)
             if creditKind == .adjustment && chance(50) { amount = -int(1...60_000) }
-            step = .credit(account, amount: amount, creditKind, nextRequest())
+            let expires = creditKind == .grant ? grantExpiry(model.now) : nil
+            step = .credit(account, amount: amount, creditKind, expires: expires, nextRequest())
         case "debit":
             step = .debit(account, amount: int(1...30_000), nextRequest())
         case "status":
@@ -651,9 +799,9 @@ struct SequenceGenerator {
             issued.append(step)
             return step
         case "price":
-            let key = try! pick([PriceKey(meter: "api_call"), PriceKey(meter: "tokens.input"), PriceKey(meter: "tokens.output", model: "big"),
-                                 PriceKey(meter: "tokens.output", model: "small"), PriceKey(meter: "compute.seconds", model: "gpu")])
-            return .setPrice(key, chance(25) ? nil : ModelPrice(micros: int(0...8_000), per: pick([1, 3, 1_000, 999])))
+            let (meter, itemModel) = pick([("api_call", nil), ("tokens.input", nil), ("tokens.output", "big"),
+                                           ("tokens.output", "small"), ("compute.seconds", "gpu")] as [(String, String?)])
+            return .setPrice(meter: meter, model: itemModel, chance(25) ? nil : ModelPrice(micros: int(0...8_000), per: pick([1, 3, 1_000, 999])))
         case "limits":
             let ownKeys = keys.filter { $0.account == account }
             return .setLimits(account, key: !ownKeys.isEmpty && chance(50) ? pick(ownKeys) : nil, limits(all: false))
@@ -679,13 +827,13 @@ func runAgreementSequence(
     var harness = try await AgreementHarness(seed: seed, start: generator.startTime())
     do {
         // Prices: exact rationals, some per model, one meter-wide fallback, some meters without.
-        try await harness.setPrice(PriceKey(meter: "api_call"), micros: generator.int(0...3_000), per: generator.pick([1, 1, 3]))
-        try await harness.setPrice(PriceKey(meter: "tokens.input"), micros: generator.int(100...3_000), per: generator.pick([1_000, 7_919]))
-        try await harness.setPrice(PriceKey(meter: "tokens.input", model: "big"), micros: generator.int(1_000...5_000), per: 1_000)
-        try await harness.setPrice(PriceKey(meter: "tokens.output", model: "big"), micros: generator.int(3_000...15_000), per: generator.pick([1_000, 999]))
-        try await harness.setPrice(PriceKey(meter: "tokens.output", model: "small"), micros: generator.int(0...300), per: generator.pick([7, 13, 1_000_000]))
-        try await harness.setPrice(PriceKey(meter: "compute.seconds"), micros: generator.int(1...999), per: generator.pick([1, 3]))
-        try await harness.setPrice(PriceKey(meter: "compute.seconds", model: "gpu"), micros: generator.int(500...5_000), per: 1)
+        try await harness.setPrice(meter: "api_call", micros: generator.int(0...3_000), per: generator.pick([1, 1, 3]))
+        try await harness.setPrice(meter: "tokens.input", micros: generator.int(100...3_000), per: generator.pick([1_000, 7_919]))
+        try await harness.setPrice(meter: "tokens.input", model: "big", micros: generator.int(1_000...5_000), per: 1_000)
+        try await harness.setPrice(meter: "tokens.output", model: "big", micros: generator.int(3_000...15_000), per: generator.pick([1_000, 999]))
+        try await harness.setPrice(meter: "tokens.output", model: "small", micros: generator.int(0...300), per: generator.pick([7, 13, 1_000_000]))
+        try await harness.setPrice(meter: "compute.seconds", micros: generator.int(1...999), per: generator.pick([1, 3]))
+        try await harness.setPrice(meter: "compute.seconds", model: "gpu", micros: generator.int(500...5_000), per: 1)
 
         let names = ["acct-0", "a{b}:1", "ünï côde", "x y\tz"]
         for index in 0..<Int(generator.int(3...4)) {
@@ -698,7 +846,11 @@ func runAgreementSequence(
         }
         for id in generator.accounts {
             _ = try await harness.run(.setLimits(id, key: nil, generator.limits(all: true)))
-            _ = try await harness.run(.credit(id, amount: generator.int(5_000...200_000), .topup, generator.nextRequest()))
+            _ = try await harness.run(.credit(id, amount: generator.int(5_000...200_000), .topup, expires: nil, generator.nextRequest()))
+            if generator.chance(60) {
+                let expires = generator.grantExpiry(harness.model.now)
+                _ = try await harness.run(.credit(id, amount: generator.int(5_000...100_000), .grant, expires: expires, generator.nextRequest()))
+            }
         }
         for key in generator.keys where generator.chance(60) {
             _ = try await harness.run(.setLimits(key.account, key: key, generator.limits(all: true)))
@@ -707,7 +859,11 @@ func runAgreementSequence(
         generator.changesPrices = generator.chance(50)
         if let pricesChange { generator.changesPrices = pricesChange }
 
+        // Now and then an account is closed two thirds of the way through: the rest of the
+        // sequence works on it too.
+        let closeAt = generator.chance(40) ? operations * 2 / 3 : -1
         for index in 0..<operations {
+            if index == closeAt { _ = try await harness.run(.close(generator.pick(generator.accounts))) }
             _ = try await harness.run(generator.next(harness.model))
             if index % 25 == 24 {
                 for id in generator.accounts { _ = try await harness.run(.readAccount(id)) }

@@ -99,8 +99,10 @@ public struct Engine: Sendable {
 
     // MARK: Money in and out
 
-    /// Adds credit. Only an `adjustment` may be negative; a negative adjustment is refused
-    /// (`insufficient_credit`) if it would take available credit below −credit limit.
+    /// Adds credit. Only an `adjustment` may be negative; a negative adjustment takes paid
+    /// credit and is refused (`insufficient_credit`) if it would take available credit, or the
+    /// paid part of the balance, below −credit limit (else promotional credit expiring later
+    /// would overdraw the account, I1).
     /// A `grant` is promotional credit: spent before paid credit, and gone at `expires`
     /// (ms since the epoch; nil: never) with an `expire` ledger entry.
     public func credit(

@@ -6,9 +6,11 @@ import TollgateCore
 // its estimate as spend. Closing it (release, settle, expiry) gives back what it still
 // reserves, the tokens it did not use and its slot.
 
-/// One amount charged (positive) or refunded (negative) against a hold.
+/// One amount charged (positive) or refunded (negative) against a hold, and the usage it is
+/// for (nil: a plain capture).
 struct HoldLine: Sendable {
     var cost: Int64
+    var usage: ModelEntry.Usage? = nil
 }
 
 extension ModelAccount {
@@ -18,8 +20,13 @@ extension ModelAccount {
     /// part beyond what the hold reserves (charges less refunds) and the tokens beyond its
     /// estimate must pass every limit; without (a settle: usage already delivered) they are
     /// counted unchecked. The balance is always enforced (I1). Refused: nothing changes.
+    ///
+    /// Written line by line, refunds first (so no balance in between is lower than the final
+    /// one): each refund gives back as promotional credit what the hold's charges took of it,
+    /// each charge uses what the hold still reserves first and spends promotional credit first.
     mutating func charge(
-        hold sequence: Int64, _ lines: [HoldLine], tokens: Int64, enforce: Bool, now: Int64, periods: SpendPeriods
+        hold sequence: Int64, _ lines: [HoldLine], tokens: Int64, enforce: Bool, now: Int64, periods: ModelPeriods,
+        requestID: String
     ) -> DenialReason? {
         var hold = holds[sequence]!
         let refunds = lines.filter { $0.cost < 0 }.reduce(0) { $0 - $1.cost }
@@ -54,8 +61,31 @@ extension ModelAccount {
                 if refunds > 0 { scope.spend.takeBack(back, periods) }
             }
         }
-        balance -= charges - refunds
-        held -= fromHold
+        var left = hold.remaining
+        for line in lines.sorted(by: { $0.cost < $1.cost }) where line.cost != 0 || line.usage != nil {
+            var heldPart: Int64 = 0
+            if line.cost >= 0 {
+                heldPart = min(line.cost, left)
+                left -= heldPart
+                let (used, latest) = takeCredit(line.cost)
+                if used > 0 {
+                    hold.promotionalUsed += used
+                    hold.promotionalLatestExpiry = max(hold.promotionalLatestExpiry, latest)
+                }
+            } else {
+                let back = -line.cost
+                let promotionalPart = min(back, hold.promotionalUsed)
+                if promotionalPart > 0 {
+                    promotional.add(promotionalPart, expiring: hold.promotionalLatestExpiry)
+                    hold.promotionalUsed -= promotionalPart
+                }
+                balance += back
+            }
+            held -= heldPart
+            record(ModelEntry(kind: line.cost < 0 ? "refund" : "capture", amount: -line.cost, heldDelta: -heldPart, time: now,
+                              requestID: requestID, hold: sequence, usage: line.usage))
+        }
+        precondition(left == hold.remaining - fromHold)
         hold.charged += charges
         hold.net += charges - refunds
         hold.tokensUsed += tokens
@@ -65,8 +95,9 @@ extension ModelAccount {
 
     /// Closes a hold: frees what it still reserves, gives back its slot, the tokens it did
     /// not use and the spend it counted for what it did not charge. Returns what was freed.
+    /// Writes a `release` (or, by the clock, `expire`) entry under `requestID`.
     @discardableResult
-    mutating func close(hold sequence: Int64, now: Int64, periods: SpendPeriods) -> Int64 {
+    mutating func close(hold sequence: Int64, now: Int64, periods: ModelPeriods, kind: String = "release", requestID: String) -> Int64 {
         guard var hold = holds.removeValue(forKey: sequence) else { preconditionFailure("no hold \(sequence)") }
         let rest = hold.remaining
         if hold.countsOnLimits {
@@ -79,14 +110,22 @@ extension ModelAccount {
             }
         }
         held -= rest
+        record(ModelEntry(kind: kind, amount: 0, heldDelta: -rest, time: now, requestID: requestID, hold: sequence))
         return rest
     }
 
-    /// Every step on an account first expires the holds whose TTL has passed.
-    mutating func expireHolds(now: Int64, periods: SpendPeriods) {
-        for sequence in holds.values.filter({ $0.expiresAt <= now }).map(\.sequence).sorted() {
-            close(hold: sequence, now: now, periods: periods)
+    /// What every step on an account owes the clock first: the holds whose TTL has passed
+    /// expire (each with an `expire` entry under its own request id), then the promotional
+    /// credit that has reached its expiry (after the holds, so what they gave back can go too).
+    mutating func expireDue(now: Int64, periods: ModelPeriods) {
+        // Soonest expiry first; holds due at the same moment in the order a Redis sorted set
+        // keeps equal scores (by the member's bytes: the sequence as decimal text).
+        let due = holds.values.filter { $0.expiresAt <= now }
+            .sorted { ($0.expiresAt, String($0.sequence)) < ($1.expiresAt, String($1.sequence)) }
+        for sequence in due.map(\.sequence) {
+            close(hold: sequence, now: now, periods: periods, kind: "expire", requestID: holds[sequence]!.requestID)
             expiredHolds += 1
         }
+        expireGrants(now: now)
     }
 }

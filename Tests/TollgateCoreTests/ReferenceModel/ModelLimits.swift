@@ -10,7 +10,8 @@ import TollgateCore
 //   * tpm is the same with tokens instead of requests (its burst is the limit itself);
 //     tokens are the quantities of meters named `tokens.*`.
 //   * Concurrency counts the open holds made by authorize through the scope.
-//   * Spend caps count spend in the current UTC hour/day/month (SpendPeriods) and in all.
+//   * Spend caps count spend in the current UTC hour/day/month (ModelPeriods, the model's own
+//     calendar) and in all.
 //   * A window's state changes only when the window's limit is set; open holds and spend are
 //     counted whether a limit is set or not.
 
@@ -61,15 +62,15 @@ enum CapPeriod: CaseIterable, Hashable, Sendable {
         }
     }
 
-    func id(_ periods: SpendPeriods) -> Int64 {
+    func id(_ periods: ModelPeriods) -> Int64 {
         switch self {
-        case .hour: periods.hour
-        case .day: periods.day
-        case .month: periods.month
+        case .hour: periods.hourStart
+        case .day: periods.dayStart
+        case .month: periods.monthStart
         }
     }
 
-    func end(_ periods: SpendPeriods) -> Int64 {
+    func end(_ periods: ModelPeriods) -> Int64 {
         switch self {
         case .hour: periods.hourEnd
         case .day: periods.dayEnd
@@ -96,12 +97,12 @@ struct SpendCounters: Hashable, Sendable {
     private var byPeriod: [CapPeriod: PeriodAmount] = [:]
     private(set) var lifetime: Int64 = 0
 
-    func spent(in period: CapPeriod, _ periods: SpendPeriods) -> Int64 {
+    func spent(in period: CapPeriod, _ periods: ModelPeriods) -> Int64 {
         guard let counted = byPeriod[period], counted.period == period.id(periods) else { return 0 }
         return counted.amount
     }
 
-    mutating func count(_ amount: Int64, _ periods: SpendPeriods) {
+    mutating func count(_ amount: Int64, _ periods: ModelPeriods) {
         precondition(amount >= 0)
         for period in CapPeriod.allCases {
             byPeriod[period] = PeriodAmount(period: period.id(periods), amount: spent(in: period, periods) + amount)
@@ -109,7 +110,7 @@ struct SpendCounters: Hashable, Sendable {
         lifetime += amount
     }
 
-    mutating func takeBack(_ back: SpendTakeBack, _ periods: SpendPeriods) {
+    mutating func takeBack(_ back: SpendTakeBack, _ periods: ModelPeriods) {
         for period in CapPeriod.allCases {
             let amount = max(0, spent(in: period, periods) - back.byPeriod[period, default: 0])
             byPeriod[period] = PeriodAmount(period: period.id(periods), amount: amount)
@@ -125,7 +126,7 @@ struct HoldSpend: Hashable, Sendable {
     private var byPeriod: [CapPeriod: PeriodAmount] = [:]
     private var lifetime: Int64 = 0
 
-    mutating func count(_ amount: Int64, _ periods: SpendPeriods) {
+    mutating func count(_ amount: Int64, _ periods: ModelPeriods) {
         precondition(amount >= 0)
         for period in CapPeriod.allCases {
             let id = period.id(periods)
@@ -136,7 +137,7 @@ struct HoldSpend: Hashable, Sendable {
     }
 
     /// Takes back up to `amount` from what this hold counted in the current periods.
-    mutating func takeBack(upTo amount: Int64, _ periods: SpendPeriods) -> SpendTakeBack {
+    mutating func takeBack(upTo amount: Int64, _ periods: ModelPeriods) -> SpendTakeBack {
         precondition(amount >= 0)
         var back = SpendTakeBack()
         for period in CapPeriod.allCases {
@@ -252,7 +253,7 @@ struct LimitVerdict: Sendable {
 private let reportOrder: [LimitName] = [.concurrency, .rps, .rpm, .rph, .tpm, .hourlyCap, .dailyCap, .monthlyCap, .lifetimeCap]
 
 /// Checks `need` against every limit of every scope, changing nothing.
-func evaluateLimits(_ scopes: [ModelScope], _ need: LimitNeed, now: Int64, periods: SpendPeriods) -> LimitVerdict {
+func evaluateLimits(_ scopes: [ModelScope], _ need: LimitNeed, now: Int64, periods: ModelPeriods) -> LimitVerdict {
     var failures: [LimitDenial: RetryAfter] = [:]
     func fail(_ kind: LimitDenial, _ retry: RetryAfter) {
         failures[kind] = failures[kind].map { $0.and(retry) } ?? retry
@@ -320,7 +321,7 @@ func evaluateLimits(_ scopes: [ModelScope], _ need: LimitNeed, now: Int64, perio
 
 extension ModelScope {
     /// Applies an allowed call: the rate windows it used, its spend, its open hold.
-    mutating func consume(_ need: LimitNeed, now: Int64, periods: SpendPeriods) {
+    mutating func consume(_ need: LimitNeed, now: Int64, periods: ModelPeriods) {
         for window in RateWindow.allCases {
             let units = need.units(window)
             guard units > 0, let rate = limits[window.limit] else { continue }

@@ -1,16 +1,23 @@
 import TollgateCore
 
+// Engine types the model keeps, as plain carriers of values with no logic under test:
+// AccountID, RequestID and KeyID (names), AccountStatus, CreditKind, DenialReason and LimitName
+// (enumerations of names the engine and the model both answer in). Calendar, usage parsing,
+// item names, the price lookup, money arithmetic and every rule are the model's own.
+
 /// An account's figures as a decision reports them.
 struct AccountFigures: Hashable, Sendable, CustomStringConvertible {
     var status: AccountStatus
     var balance: Int64
     var held: Int64
     var creditLimit: Int64
+    /// The part of the balance that is promotional credit.
+    var promotional: Int64
 
     var available: Int64 { balance - held }
 
     var description: String {
-        "\(status.rawValue) balance \(balance) held \(held) available \(available) credit_limit \(creditLimit)"
+        "\(status.rawValue) balance \(balance) (promotional \(promotional)) held \(held) available \(available) credit_limit \(creditLimit)"
     }
 }
 
@@ -53,7 +60,7 @@ enum ModelOperation: Hashable, Sendable {
         var quantity: Int64
     }
 
-    case credit(CreditKind, Int64)
+    case credit(CreditKind, Int64, expires: Int64?)
     case debit(Int64)
     case hold(amount: Int64, ttl: Int64)
     case capture(hold: Int64, amount: Int64)
@@ -63,8 +70,8 @@ enum ModelOperation: Hashable, Sendable {
     /// usage nil: settle on what was reported.
     case settle(hold: Int64, usage: [Usage]?)
 
-    static func usageList(_ items: [UsageItem]) -> [Usage] {
-        items.map { Usage(name: $0.key.description, quantity: $0.quantity) }
+    static func usageList(_ items: [ModelUsageItem]) -> [Usage] {
+        items.map { Usage(name: $0.name, quantity: $0.quantity) }
     }
 }
 
@@ -72,11 +79,15 @@ enum ModelOperation: Hashable, Sendable {
 enum ModelError: Error, Hashable, Sendable {
     /// The request id was used for a different operation.
     case idempotencyConflict
+    /// Refused outright with this error code (invalid_argument, account_closed).
+    case refused(String)
 }
 
 /// An open hold.
 struct ModelHold: Sendable {
     struct Reported: Sendable {
+        var meter: String
+        var model: String?
         var quantity: Int64
         var price: ModelPrice
         /// The micro-credits its reports actually charged (at whatever price was current):
@@ -104,6 +115,10 @@ struct ModelHold: Sendable {
     var reported: [String: Reported] = [:]
     /// Spend it counted, per current period.
     var spend = HoldSpend()
+    /// Promotional credit its charges used (refunds give that much back as promotional credit)
+    /// and the latest expiry it came from.
+    var promotionalUsed: Int64 = 0
+    var promotionalLatestExpiry: Int64 = 0
 
     /// What it still reserves: charges use up the reservation first.
     var remaining: Int64 { max(0, reserved - charged) }
@@ -120,6 +135,8 @@ struct ModelAccount: Sendable {
     var status: AccountStatus = .active
     var balance: Int64 = 0
     var held: Int64 = 0
+    /// The promotional part of the balance, by expiry.
+    var promotional = PromotionalCredit()
     let creditLimit: Int64
     var scope = ModelScope(.account)
     var keys: [String: ModelKey] = [:]
@@ -131,8 +148,12 @@ struct ModelAccount: Sendable {
     /// carry's rounding (at most 1 per refund): the ledger's total for the item then exceeds
     /// ⌊quantity × price⌋ by exactly this.
     var refundsKept: [String: Int64] = [:]
-    /// How many holds expired by the clock (for the tests' coverage counts).
+    /// How many holds expired by the clock, and expiry moments of promotional credit passed
+    /// (for the tests' coverage counts).
     var expiredHolds = 0
+    var grantsExpired = 0
+    /// Every ledger entry the model expects, oldest first.
+    var ledger: [ModelEntry] = []
     /// Request ids of allowed mutations: the operation and its first answer.
     var remembered: [String: (operation: ModelOperation, answer: DecisionRecord)] = [:]
 
@@ -141,7 +162,7 @@ struct ModelAccount: Sendable {
     var available: Int64 { balance - held }
 
     var figures: AccountFigures {
-        AccountFigures(status: status, balance: balance, held: held, creditLimit: creditLimit)
+        AccountFigures(status: status, balance: balance, held: held, creditLimit: creditLimit, promotional: promotional.total)
     }
 
     /// Whether spending `amount` more keeps available credit within the credit limit (I1).
