@@ -138,49 +138,71 @@ struct FaultTests {
         }
     }
 
+    /// Runs `tollgate loadtest --workload <workload>` against `s`, applies `fault` once the
+    /// load's decisions flow (the server's own count, not a guessed delay a slow start could
+    /// outlast), and checks that the fault landed inside the traffic and the books are right.
+    static func loadtest(_ s: E2EServer, workload: String, faultName: String, fault: () async throws -> Void) async throws {
+        let run = Task {
+            try await CommandRunner.run(CommandRunner.product("tollgate"),
+                ["loadtest", "--quiet", "--server", s.server.baseURL, "--token", E2ETokens.service, "--workload", workload,
+                 "--duration", "5s", "--concurrency", "4", "--accounts", "3", "--json",
+                 // Calls fail during the fault, on purpose: the books are what is checked.
+                 "--max-error-rate", "100"],
+                environment: ["TOLLGATE_ADMIN_TOKEN": E2ETokens.admin])
+        }
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline, try await Self.decisionsServed(s) < 50 {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let beforeFault = try await Self.decisionsServed(s)
+        try await fault()
+        let afterFault = try await Self.decisionsServed(s)
+        let result = try await run.value
+        #expect(result.status == 0, "\(result.stderr) \(result.stdout)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any], "\(result.stdout)")
+        #expect(json["books_ok"] as? Bool == true, "\(json)")
+        // Every failure is a deliberate 503, never a 500.
+        let kinds = json["error_kinds"] as? [String: Int] ?? [:]
+        #expect(kinds.keys.allSatisfy { $0 == "HTTP 503 engine_unavailable" }, "\(kinds)")
+        // The fault landed inside the traffic: calls were answered before it, some failed, and
+        // calls were allowed again after it.
+        #expect(beforeFault >= 50, "the load never started before the fault")
+        #expect((json["errors"] as? Int ?? 0) > 0, "no call failed: the fault did not land during the load \(json)")
+        #expect(try await Self.decisionsServed(s) > afterFault, "nothing was allowed after the fault \(json)")
+        print("FIGURE \(faultName) (\(workload)): allowed \(json["allowed"] ?? "?"), errors \(json["errors"] ?? "?"), books_ok \(json["books_ok"] ?? "?")")
+        try await Self.settled(s)
+        try await Self.expectAuditClean(s)
+        let audit = try await s.admin("GET", "/v1/audit")
+        #expect(audit.value["accounts_checked"]?.int ?? 0 >= 3)
+    }
+
     @Test("Redis SIGKILLed and restarted (strict durability) during a loadtest: every call acknowledged as allowed is in the ledger once, audit clean")
     func redisKilledDuringLoadtest() async throws {
         let s = try await E2EServer(arguments: ["--redis-timeout", "250ms", "--durability", "strict"], persistentRedis: true,
                                     redisArguments: ["--appendfsync", "always"])
         defer { Task { try? await s.stop() } }
-        let run = Task {
-            try await CommandRunner.run(CommandRunner.product("tollgate"),
-                ["loadtest", "--quiet", "--server", s.server.baseURL, "--token", E2ETokens.service, "--workload", "calls",
-                 "--duration", "5s", "--concurrency", "4", "--accounts", "3", "--json",
-                 // Calls fail while Redis is down, on purpose: the books are what is checked.
-                 "--max-error-rate", "100"],
-                environment: ["TOLLGATE_ADMIN_TOKEN": E2ETokens.admin])
+        try await Self.loadtest(s, workload: "calls", faultName: "redis-killed (strict)") {
+            s.redis.signal(SIGKILL)
+            try await Task.sleep(for: .milliseconds(500))
+            try await s.redis.start()
         }
-        // Kill Redis once the load's decisions flow (the server's own count), not after a
-        // guessed delay that a slow start could outlast.
-        let deadline = ContinuousClock.now + .seconds(60)
-        while ContinuousClock.now < deadline, try await Self.decisionsServed(s) < 50 {
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        let beforeKill = try await Self.decisionsServed(s)
-        s.redis.signal(SIGKILL)
-        try await Task.sleep(for: .milliseconds(500))
-        try await s.redis.start()
-        let result = try await run.value
-        #expect(result.status == 0, "\(result.stderr) \(result.stdout)")
-        let json = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any], "\(result.stdout)")
-        #expect(json["books_ok"] as? Bool == true, "\(json)")
-        #expect((json["allowed"] as? Int ?? 0) > 0)
-        // Every failure is a deliberate 503, never a 500.
-        let kinds = json["error_kinds"] as? [String: Int] ?? [:]
-        #expect(kinds.keys.allSatisfy { $0 == "HTTP 503 engine_unavailable" }, "\(kinds)")
-        // The kill landed inside the traffic: calls were answered before it, some found Redis
-        // gone, and calls were allowed again after it came back.
-        #expect(beforeKill >= 50, "the load never started before the kill")
-        #expect((json["errors"] as? Int ?? 0) > 0, "no call failed: the kill did not land during the load \(json)")
-        #expect((json["allowed"] as? Int ?? 0) > beforeKill, "nothing was allowed after Redis came back \(json)")
-        print("FIGURE redis-killed (strict): allowed \(json["allowed"] ?? "?"), errors (answered 503 while Redis was down) \(json["errors"] ?? "?"), books_ok \(json["books_ok"] ?? "?")")
-        try await Self.settled(s)
-        try await Self.expectAuditClean(s)
-        // Nothing twice: no request id is charged more than one debit net of voids.
-        let accounts = try await s.admin("GET", "/v1/audit")
-        #expect(accounts.value["accounts_checked"]?.int ?? 0 >= 3)
         try await s.stop()
+    }
+
+    @Test("Redis stalls just past --redis-timeout during a streaming loadtest: a report answered 503 may still be applied before the settle, and the books still balance")
+    func redisStallsDuringStreams() async throws {
+        try await E2EServer.with(arguments: ["--redis-timeout", "50ms"]) { s in
+            // Stalls a little longer than the timeout: the call in flight is answered 503 and
+            // then runs, and the stream's next call (its settle) finds Redis back.
+            try await Self.loadtest(s, workload: "stream", faultName: "redis-stalls") {
+                for _ in 0..<20 {
+                    s.redis.signal(SIGSTOP)
+                    try await Task.sleep(for: .milliseconds(70))
+                    s.redis.signal(SIGCONT)
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+            }
+        }
     }
 
     @Test("tollgate serve SIGKILLed with open holds: after their TTL the holds are gone and the books balance; a restarted server carries on")

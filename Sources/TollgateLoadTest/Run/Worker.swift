@@ -186,8 +186,10 @@ struct Worker {
             if outcome.allowed {
                 applied.append((settleID, false))
                 // A settle on what was reported charges the allowed reports, at the plan's price.
+                // After a report whose outcome is unknown (an error may have been applied), the
+                // settle's charge is unknown too: the stream goes to the uncertain books unchecked.
                 charged = reported * RunPlan.reportCost
-                expect(outcome, charged, "the settle", account.id, settleID)
+                if !failedStep { expect(outcome, charged, "the settle", account.id, settleID) }
             } else {
                 failedStep = true
             }
