@@ -40,12 +40,13 @@ run: release
 
 ## test: the whole suite, against real redis-server processes the tests start; then the engine
 ## and HTTP suites again on local Redis Clusters (3 primaries, 3 replicas; TOLLGATE_TEST_REDIS=cluster).
+## Each run is bounded (Tests/bounded): a hang fails, naming the tests still running.
 test: test-deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build --skip TollgateLoadTestTests
+	Tests/bounded 25m $(SWIFT) test --skip-build --skip TollgateLoadTestTests
 	# The load tests measure a machine under load: they run on their own, after the rest.
-	$(SWIFT) test --skip-build --filter TollgateLoadTestTests
-	TOLLGATE_TEST_REDIS=cluster $(SWIFT) test --skip-build --filter TollgateCoreTests --filter TollgateServerTests
+	Tests/bounded 10m $(SWIFT) test --skip-build --filter TollgateLoadTestTests
+	TOLLGATE_TEST_REDIS=cluster Tests/bounded 20m $(SWIFT) test --skip-build --filter TollgateCoreTests --filter TollgateServerTests
 
 ## cluster: a local Redis Cluster (3 primaries, 3 replicas) on 127.0.0.1:7000-7005, data in
 ## .tollgate-cluster; prints the --redis-cluster seeds. `make cluster-stop` stops it.

@@ -13,7 +13,7 @@ public final class RedisServer: Sendable {
     public let directory: URL
     private let persistent: Bool
     private let extraArguments: [String]
-    private let process: Mutex<Process?>
+    private let process: Mutex<ChildProcess?>
 
     /// The unix-socket address of the server.
     public var address: RedisAddress { RedisAddress(endpoint: .unixSocket(path: socketPath)) }
@@ -42,65 +42,45 @@ public final class RedisServer: Sendable {
     }
 
     deinit {
-        process.withLock { running in
-            if let running, running.isRunning {
-                running.terminate()
-                running.waitUntilExit()
-            }
-        }
+        process.withLock { running in _ = running?.stopWaiting() }
         try? FileManager.default.removeItem(at: directory)
     }
 
-    /// Stops the server (SIGTERM) and waits for it to exit.
+    /// Stops the server (SIGTERM) and waits for it to exit; SIGKILL after 5 s, for a server
+    /// left paused (SIGSTOP) by a fault test does not act on SIGTERM.
     public func stop() {
-        let running = process.withLock { current -> Process? in
+        let running = process.withLock { current -> ChildProcess? in
             defer { current = nil }
             return current
         }
-        guard let running, running.isRunning else { return }
-        running.terminate()
-        // Bounded: a server left paused (SIGSTOP) by a fault test does not act on SIGTERM, and
-        // an endless wait here would hold a thread of the shared pool other tests need.
-        let deadline = ContinuousClock.now + .seconds(5)
-        while running.isRunning, ContinuousClock.now < deadline { usleep(10_000) }
-        if running.isRunning { Glibc.kill(running.processIdentifier, SIGKILL) }
-        running.waitUntilExit()
+        running?.stopWaiting()
     }
 
     /// Whether the server process runs.
     public var isRunning: Bool { process.withLock { $0?.isRunning ?? false } }
 
     /// The server's process id, while it runs.
-    public var processIdentifier: Int32? { process.withLock { $0.map(\.processIdentifier) } }
+    public var processIdentifier: Int32? { process.withLock { $0.map(\.pid) } }
 
     /// Kills the server at once (SIGKILL, no shutdown work), as a crash would, and waits for it.
     public func kill() {
-        let running = process.withLock { current -> Process? in
+        let running = process.withLock { current -> ChildProcess? in
             defer { current = nil }
             return current
         }
-        guard let running, running.isRunning else { return }
-        Glibc.kill(running.processIdentifier, SIGKILL)
-        running.waitUntilExit()
+        running?.stopWaiting(signal: SIGKILL)
     }
 
     /// Sends `signal` (SIGSTOP, SIGCONT, SIGKILL...) to the running server, for fault tests.
     /// After SIGKILL it waits for the process to be gone; `start()` brings it back.
     public func signal(_ signal: Int32) {
-        let running = process.withLock { $0 }
-        guard let running, running.isRunning else { return }
-        Glibc.kill(running.processIdentifier, signal)
-        if signal == SIGKILL {
-            running.waitUntilExit()
-            process.withLock { $0 = nil }
-        }
+        if signal == SIGKILL { return kill() }
+        process.withLock { $0 }?.signal(signal)
     }
 
     /// Starts the server again on the same socket and port (after `stop()`).
     public func start() async throws {
-        let child = Process()
-        child.executableURL = try Self.redisServerExecutable()
-        child.arguments = [
+        let arguments = [
             "--port", String(port ?? 0),
             "--bind", "127.0.0.1",
             "--unixsocket", socketPath,
@@ -111,9 +91,12 @@ public final class RedisServer: Sendable {
             "--logfile", directory.appendingPathComponent("redis.log").path,
             "--daemonize", "no",
         ] + extraArguments
-        child.standardOutput = FileHandle.nullDevice
-        child.standardError = FileHandle.nullDevice
-        try Self.withEmptySignalMask { try child.run() }
+        let child: ChildProcess
+        do {
+            child = try ChildProcess.spawn(try Self.redisServerExecutable().path, arguments, stdout: "/dev/null", stderr: "/dev/null")
+        } catch let error as ChildProcessError {
+            throw RedisServerError(message: error.message)
+        }
         process.withLock { $0 = child }
         let client = RedisClient(configuration: RedisConfiguration(
             address: address, connectTimeout: .milliseconds(200), commandTimeout: .seconds(1),
@@ -148,20 +131,6 @@ public final class RedisServer: Sendable {
         RedisClient(configuration: RedisConfiguration(
             address: address, connectTimeout: .seconds(1), commandTimeout: commandTimeout,
             connectionCount: connections, reconnectBackoff: .milliseconds(10)))
-    }
-
-    /// Runs `body` (which spawns a child) with this thread's signal mask emptied.
-    ///
-    /// Foundation's `Process` on Linux spawns with the calling thread's signal mask, and
-    /// Dispatch worker threads (where async code runs) block SIGTERM, so the child would ignore
-    /// `terminate()` and `stop()` would wait forever (swift-corelibs-foundation issue #4772).
-    private static func withEmptySignalMask<T>(_ body: () throws -> T) rethrows -> T {
-        var empty = sigset_t()
-        var previous = sigset_t()
-        sigemptyset(&empty)
-        pthread_sigmask(SIG_SETMASK, &empty, &previous)
-        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
-        return try body()
     }
 
     private static func redisServerExecutable() throws -> URL {

@@ -59,11 +59,14 @@ func opensslHMAC(key: String, message: [UInt8]) throws -> [UInt8] {
     let output = Pipe()
     process.standardInput = input
     process.standardOutput = output
+    // Not waitUntilExit(): it spins this thread's run loop and can miss the exit for good.
+    let exited = DispatchSemaphore(value: 0)
+    process.terminationHandler = { _ in exited.signal() }
     try process.run()
     try input.fileHandleForWriting.write(contentsOf: Data(message))
     try input.fileHandleForWriting.close()
     let digest = output.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
+    exited.wait()
     return Array(digest)
 }
 

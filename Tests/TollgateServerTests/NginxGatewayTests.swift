@@ -213,9 +213,9 @@ private final class TollgateServe: Sendable {
     static let serviceToken = "service-\(UUID().uuidString)"
     let port: Int
     let directory: URL
-    private let child: NginxProcess.Child
+    private let child: ChildProcess
 
-    private init(port: Int, directory: URL, child: NginxProcess.Child) {
+    private init(port: Int, directory: URL, child: ChildProcess) {
         self.port = port
         self.directory = directory
         self.child = child
@@ -232,7 +232,7 @@ private final class TollgateServe: Sendable {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let stdout = directory.appendingPathComponent("stdout.log").path
         let stderr = directory.appendingPathComponent("stderr.log").path
-        let child = try NginxProcess.Child.spawn(
+        let child = try ChildProcess.spawn(
             CommandRunner.product("tollgate").path,
             ["serve"] + redis.serveArguments + ["--host", "127.0.0.1", "--port", "0", "--data-dir", directory.path,
              "--admin-token", adminToken, "--service-token", serviceToken, "--log-level", "warning"],
