@@ -2,7 +2,7 @@
 -- Tollgate's atomic state transitions, one Redis Functions library assembled from lua/*.lua
 -- in file-name order. This folder is the only place they are written.
 --
--- Contract with the engine (TollgateCore):
+-- Contract with the engine (TollgateCore); I1..I7 are the invariants of docs/ARCHITECTURE.md:
 --   * KEYS are built by the engine; every key of one account shares the hash tag {a:ID} (I7).
 --     API keys live as fields of their account's hash, so no step touches another slot.
 --   * ARGV[1] is always the engine's clock in milliseconds; scripts never call TIME (I6).

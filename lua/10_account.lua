@@ -1,21 +1,23 @@
 -- Accounts. KEYS of every account step, in this order:
---   1 acct     hash: status, balance, held, credit_limit, created, lms and lseq (the last entry
---              id of the ledger and payment history, next_entry_id), hseq,
+--   1 acct     hash: status, balance, held, credit_limit, created, lms, lseq and lseqms (the last
+--              entry id of the ledger and payment history, next_entry_id), hseq,
 --              promo (the promotional part of balance), gseq, gnext (soonest grant expiry),
---              limits and their state (30_limits.lua), carries (40_pricing.lua), and each
+--              limits and their state (20_limits.lua), carries (30_pricing.lua), and each
 --              API key's fields under 'k:<key id>:'
 --   2 ledger   stream of ledger entries
---   3 holds    hash: hold seq -> msgpack hold (20_holds.lua)
+--   3 holds    hash: hold seq -> msgpack hold (40_holds.lua)
 --   4 holdexp  sorted set: hold seq by expiry time
 --   5 idem     (mutations only) the request id's stored result
 -- and keys derived from the account key's prefix 'tg:{a:ID}:' (same hash tag, same slot, I7):
 --   grants     hash: grant seq -> what is left of it      grantexp  sorted set: grant seq by expiry
 --   payments   stream: the credit entries of the ledger (topup, deposit, coupon, grant,
 --              adjustment, and expiries of grants), same ids, for the payment history; and
---              deposits' pending and failed notes (amount 0, no ledger entry)
+--              deposits' pending, failed and rejected notes (amount 0, no ledger entry)
 --   u:h:<hour> u:d:<day> u:m:<month>   hashes of usage aggregates: 'c|meter|model|key' cost and
---              'q|meter|model|key' quantity of the debits, captures and refunds in that period
---   deposits   hash: deposit id -> msgpack record      ptx  set of provider transaction ids seen
+--              'q|meter|model|key' quantity of the debits, captures, refunds and voids in that period
+--   deposits   sorted set: deposit id by creation time   dep:<id>  hash: one deposit's record
+--   ptx        set of provider transaction ids seen      tokens    hash of the account's tokens
+-- (the whole layout: docs/ARCHITECTURE.md, Data in Redis)
 
 -- KEYS are checked against that shape before anything is read: every key given must be this
 -- account's (a step must never write one account's hash and another's ledger), in this order,

@@ -2,6 +2,7 @@ import TollgateRedis
 
 /// Tollgate's engine: every mutation of an account is one atomic Lua step in Redis,
 /// idempotent by the caller's request id (I3), writing a ledger entry per balance change (I2).
+/// The invariants I1–I7 cited here and in `lua/` are defined in docs/ARCHITECTURE.md.
 ///
 /// A value type holding a shared `RedisClient`; copy and share it freely between tasks.
 public struct Engine: Sendable {

@@ -55,7 +55,7 @@ public struct LimitsUpdate: Sendable, Hashable {
         }
     }
 
-    /// Sets a count limit (rates, burst, concurrency): 1 to 10^12.
+    /// Sets a count limit (rates, burst, concurrency): 1 to `LimitName.maximumCount` (10^9).
     public mutating func set(_ name: LimitName, count: Int64) throws(TollgateError) {
         guard !name.isAmount else { throw TollgateError(.invalidArgument, "\(name.displayName) is an amount of credit") }
         guard (1...LimitName.maximumCount).contains(count) else {

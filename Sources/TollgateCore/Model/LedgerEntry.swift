@@ -1,4 +1,4 @@
-/// The kinds of ledger entry (DESIGN.md: Model).
+/// The kinds of ledger entry (docs/ARCHITECTURE.md: Data in Redis; I2).
 public enum LedgerKind: String, Sendable, Hashable, Codable, CaseIterable {
     case topup, deposit, coupon, grant, adjustment, debit, hold, capture, release, expire, refund
     /// Gives back a decision that was answered 503 but had applied (`lua/65_void.lua`).

@@ -4,7 +4,7 @@ import Hummingbird
 import TollgateCore
 
 /// What gateways call (service token): `/v1/authorize`, hold follow-ups, and `/v1/check` for
-/// nginx `auth_request` and Envoy `ext_authz` (HTTP mode).
+/// nginx `auth_request` (Envoy `ext_authz` is not supported: it appends the client's path).
 struct GatewayRoutes: Sendable {
     let engine: Engine
     let auth: Authenticator
@@ -140,7 +140,7 @@ struct GatewayRoutes: Sendable {
         }
     }
 
-    /// nginx `auth_request` / Envoy `ext_authz`: status and headers carry the decision.
+    /// nginx `auth_request`: status and headers carry the decision.
     private func check(_ request: Request) async throws -> Response {
         let start = ContinuousClock.now
         let presented = Array(APIKeySecret.hash(request.headers[Self.serviceTokenHeader] ?? "").utf8)

@@ -1,4 +1,4 @@
-// The ledger as the model predicts it (DESIGN.md: every change of balance is an entry; I2):
+// The ledger as the model predicts it (docs/ARCHITECTURE.md: every change of balance is an entry; I2):
 // for every step, the entries written, in order, with the balance and held amount after each.
 //
 //   credit       topup | grant | adjustment, +amount (a grant: its expiry, none if never)

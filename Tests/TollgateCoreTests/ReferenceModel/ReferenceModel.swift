@@ -1,6 +1,6 @@
 import TollgateCore
 
-/// A plain in-memory implementation of Tollgate's rules, written from the issue and DESIGN.md,
+/// A plain in-memory implementation of Tollgate's rules, written from docs/ARCHITECTURE.md,
 /// to check the Lua engine against: the same operations, the same answers, exact Int64
 /// arithmetic, and the clock given by the caller (I6).
 ///
