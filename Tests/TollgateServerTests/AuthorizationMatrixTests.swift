@@ -41,6 +41,16 @@ struct AuthorizationMatrixTests {
         var description: String { "\(method) \(path)" }
     }
 
+    /// Whether a concrete request path (its query ignored) fits a router path template, where a
+    /// `{name}` segment stands for any one segment.
+    static func path(_ path: String, matches template: String) -> Bool {
+        let concrete = path.split(separator: "?", maxSplits: 1)[0].split(separator: "/", omittingEmptySubsequences: false)
+        let pattern = template.split(separator: "/", omittingEmptySubsequences: false)
+        return concrete.count == pattern.count && zip(concrete, pattern).allSatisfy { segment, expected in
+            (expected.hasPrefix("{") && expected.hasSuffix("}") && !segment.isEmpty) || segment == expected
+        }
+    }
+
     /// A token's id: `tok_` and its SHA-256, as the API names it.
     static func tokenID(_ token: String) -> String {
         "tok_" + SHA256.hash(data: Array(token.utf8)).map { String(format: "%02x", $0) }.joined()
@@ -141,12 +151,15 @@ struct AuthorizationMatrixTests {
                 }
             }
 
+            // What the matrix called, to check below that it covers every route the router serves.
+            var called: [(method: String, path: String)] = []
             var mismatches: [String] = []
             for route in routes {
                 // Callers that must be refused go first, so a route's one allowed call finds the
                 // state it expects (and a refused call has nothing to undo).
                 let order = Caller.allCases.sorted { (expected(route, $0) >= 400 ? 0 : 1) < (expected(route, $1) >= 400 ? 0 : 1) }
                 for caller in order {
+                    called.append((route.method, route.paths[caller] ?? route.path))
                     let response = try await s.request(route.method, route.paths[caller] ?? route.path, token: tokens[caller], route.bodies[caller] ?? route.body)
                     let want = expected(route, caller)
                     if response.status != want {
@@ -166,6 +179,7 @@ struct AuthorizationMatrixTests {
             // the firehose of every account is the admin's only.
             let streams: [(path: String, access: Access)] = [("/v1/accounts/acme/events", .adminOrOwn), ("/v1/events", .admin)]
             for stream in streams {
+                called.append(("GET", stream.path))
                 for caller in Caller.allCases {
                     let want = expected(Route(method: "GET", path: stream.path, body: nil, access: stream.access, success: 200), caller)
                     let sse = try SSEStreams(port: s.port, path: stream.path, token: tokens[caller])
@@ -179,6 +193,7 @@ struct AuthorizationMatrixTests {
             // /v1/check authenticates the gateway by its own header, Tollgate-Service-Token
             // (Authorization carries the end user's key): only the service token gets a decision.
             let key = try await s.key(for: "acme")
+            called.append(("GET", "/v1/check"))
             for caller in Caller.allCases {
                 let response = try await s.check([("X-Api-Key", key.secret), ("X-Request-Id", "m-check-\(caller)")], serviceToken: tokens[caller])
                 if caller == .service {
@@ -198,6 +213,16 @@ struct AuthorizationMatrixTests {
                 #expect(response.status == 401 && response.errorCode == "missing_signature", "as \(caller): \(response)")
                 #expect(response.header("WWW-Authenticate") == nil, "as \(caller)")
             }
+            called.append(("POST", "/v1/webhooks/moonpay"))
+
+            // A route the router serves and this matrix does not call would have no access check
+            // at all: every served route (its path template) is matched by a call above.
+            let served = try OpenAPITests.servedRoutes()
+            let uncovered = served.filter { route in
+                let parts = route.split(separator: " ", maxSplits: 1).map(String.init)
+                return !called.contains { Self.path($0.path, matches: parts[1]) && $0.method == parts[0] }
+            }
+            #expect(uncovered.isEmpty, "served routes the authorization matrix does not call: \(uncovered.sorted())")
 
             // Refused calls changed nothing: the only changes are the allowed ones.
             let account = try await s.show("acme")
