@@ -56,6 +56,7 @@ struct ServeCommand: AsyncParsableCommand {
         discussion: "Failed coupon attempts are limited per client address; behind nginx, name it here or every client shares its address.",
         valueName: "ip")) var trustedProxy: [String] = []
     @OptionGroup(title: "Event streams") var eventOptions: EventStreamOptions
+    @OptionGroup(title: "OpenAI-compatible metering proxy") var openAIOptions: OpenAIProxyOptions
     @Flag(help: "Seed a demo account with credit, prices, an API key and a dashboard token, and print curl lines.") var demo = false
 
     func run() async throws {
@@ -157,6 +158,7 @@ struct ServeCommand: AsyncParsableCommand {
         let requestLimit = requestTimeout ?? environment["TOLLGATE_REQUEST_TIMEOUT"].flatMap(DurationArgument.init(argument:)) ?? DurationArgument(.seconds(10))
         let idleLimit = idleTimeout ?? environment["TOLLGATE_IDLE_TIMEOUT"].flatMap(DurationArgument.init(argument:)) ?? DurationArgument(.seconds(75))
         configuration.timeouts = RequestTimeouts(request: requestLimit.duration, idle: idleLimit.duration)
+        configuration.openAI = try openAIOptions.configuration(environment).map(OpenAIProxy.init(configuration:))
         let redisDescription = embedded.map { "embedded, data in \($0.directory.path)" } ?? topology.description
         let events = EventHub(
             redis: RedisConfiguration(address: address, connectTimeout: .seconds(2), commandTimeout: .seconds(5), connectionCount: 1),
@@ -172,6 +174,9 @@ struct ServeCommand: AsyncParsableCommand {
             services: [.init(service: RedisLifecycleService(client: client, embedded: embedded, logger: logger)),
                        .init(service: DecisionClientService(client: decisionClient)),
                        .init(service: RecoveryService(engine: gateway, journal: journal, metrics: TollgateHTTPServer.metrics, logger: logger)),
+                       // The upstream client closes after the HTTP server (reverse order), so
+                       // proxied calls in flight finish.
+                       ] + (configuration.openAI.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0.client)] } ?? []) + [
                        .init(service: app), .init(service: events)]
                 + (try eventOptions.webhook(environment).map {
                     [ServiceGroupConfiguration.ServiceConfiguration(service: AlertWebhook(engine: engine, hub: events, configuration: $0, logger: logger))]
