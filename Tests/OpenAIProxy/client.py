@@ -5,9 +5,9 @@ tests (OpenAIProxyTests) start the servers, run this and check the books.
 
   client.py --base-url http://127.0.0.1:PORT/openai/v1 --key tgk_... chat --stream --content "tokens=5"
 """
-import argparse, asyncio, json, sys, time
+import argparse, asyncio, http.client, json, sys, time
+from urllib.parse import urlsplit
 
-import httpx
 import openai
 
 
@@ -61,9 +61,14 @@ def chat(args):
 def raw_stream(args):
     """The stream's bytes as the wire has them (to see the cost comments an SDK skips)."""
     body = {"model": args.model, "messages": [{"role": "user", "content": args.content}], "stream": True}
-    with httpx.stream("POST", args.base_url + "/chat/completions", json=body,
-                      headers={"Authorization": f"Bearer {args.key}"}, timeout=60) as response:
-        return {"status": response.status_code, "text": "".join(response.iter_text())}
+    url = urlsplit(args.base_url)
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+    connection.request("POST", url.path + "/chat/completions", body=json.dumps(body),
+                       headers={"Authorization": f"Bearer {args.key}", "Content-Type": "application/json"})
+    response = connection.getresponse()
+    text = response.read().decode()
+    connection.close()
+    return {"status": response.status, "text": text}
 
 
 def completion(args):

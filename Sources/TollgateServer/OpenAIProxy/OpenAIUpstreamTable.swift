@@ -82,7 +82,8 @@ public struct OpenAIUpstreamTable: Sendable {
             var key: String?
             if let keyFile = entry["key_file"] {
                 guard let path = keyFile as? String else { throw TollgateError(.invalidArgument, "route \(index + 1): 'key_file' is a path") }
-                key = try readKey(URL(fileURLWithPath: path, relativeTo: directory))
+                key = try readKey(URL(fileURLWithPath: path, isDirectory: false,
+                                      relativeTo: URL(fileURLWithPath: directory.path, isDirectory: true)))
             }
             routes.append(Route(models: models, upstream: try OpenAIUpstream(baseURL: url, apiKey: key)))
         }
