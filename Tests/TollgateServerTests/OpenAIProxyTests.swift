@@ -145,9 +145,11 @@ struct OpenAIProxyTests {
             #expect(upstream["aborted"] == true && (upstream["chunks"]?.int ?? 200) < 200, "the upstream was not closed: \(upstream)")
             let account = try await f.settledAccount()
             #expect(F.micros(account["balance"]?.string ?? "-1") >= 0, "\(account)")
-            // Every token the client received is paid for, and no more than the credit there was.
+            // What the client received is paid for but for the batch that was refused (tokens
+            // go out as they come; a batch is charged once it is full), and nothing beyond the
+            // credit there was.
             let output = try await f.ledgerQuantity("tokens.output")
-            #expect(output >= received, "charged \(output) output tokens, received \(received)")
+            #expect(output > received - 8 && output <= received + 8, "charged \(output) output tokens, received \(received)")
             #expect(try await f.spentMicros(from: "0.001") <= 1000)
             let metrics = try await f.server.http.send("GET", "/metrics")
             #expect(metrics.text.contains("tollgate_openai_cut_streams_total{reason=\"insufficient_credit\"}"), "\(metrics.text.suffix(3000))")
@@ -227,8 +229,11 @@ struct OpenAIProxyTests {
             }
             let account = try await f.settledAccount()
             #expect(F.micros(account["balance"]?.string ?? "-1") >= 0, "overdrawn: \(account)")
+            // Every completed answer is charged in full, a cut one all but its refused batch.
             let delivered = results.reduce(Int64(0)) { $0 + ($1["chunks"]?.int ?? 0) }
-            #expect(try await f.ledgerQuantity("tokens.output") >= delivered, "output delivered but not charged")
+            let charged = try await f.ledgerQuantity("tokens.output")
+            #expect(charged > delivered - 8 * Int64(cut.count), "delivered \(delivered) output tokens, charged \(charged), \(cut.count) cut")
+            #expect(completed > 0 || cut.count > 0, "no stream got anywhere: \(run["summary"] ?? .null)")
             try await f.expectCleanBooks()
         }
     }
