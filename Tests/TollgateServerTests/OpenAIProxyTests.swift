@@ -13,6 +13,10 @@ struct OpenAIProxyTests {
     @Test("streamed and not, chat and completions, embeddings and models: charged exactly at the model's prices, with the upstream's key only")
     func chargedExactly() async throws {
         try await F.with { f in
+            // The dashboard's live view: the account's event stream, open before the calls.
+            let live = try SSEStreams(port: f.server.port, path: "/v1/accounts/acme/events", token: E2ETokens.admin)
+            defer { live.close() }
+            try await live.waitUntil { $0.contains { $0.event == "snapshot" } }
             var spent: Int64 = 0
             func expectCharged(_ input: Int64, _ output: Int64, _ what: String) async throws {
                 let total = try await f.spentMicros(from: "10")
@@ -64,6 +68,11 @@ struct OpenAIProxyTests {
             #expect(usage.status == 200 && usage.text.contains("tokens.output") && usage.text.contains(f.key.id), "\(usage)")
             let report = try await f.server.admin("GET", "/v1/accounts/acme/reports/usage.csv")
             #expect(report.status == 200 && report.text.contains("tokens.input"), "\(report)")
+            // Each call's hold, batches and settle reach the live view as they happen.
+            try await live.waitUntil { events in
+                events.filter { $0.event == "change" && $0["kind"] == "capture" }.count >= 6
+                    && events.contains { $0.event == "change" && $0["kind"] == "release" }
+            }
             let metrics = try await f.server.http.send("GET", "/metrics")
             for name in ["tollgate_openai_calls_total", "tollgate_openai_tokens_total", "tollgate_openai_upstream_latency_seconds",
                          "tollgate_openai_proxy_overhead_seconds"] {
@@ -235,6 +244,25 @@ struct OpenAIProxyTests {
             #expect(charged > delivered - 8 * Int64(cut.count), "delivered \(delivered) output tokens, charged \(charged), \(cut.count) cut")
             #expect(completed > 0 || cut.count > 0, "no stream got anywhere: \(run["summary"] ?? .null)")
             try await f.expectCleanBooks()
+        }
+    }
+
+    @Test("bad proxy settings stop serve before it starts (exit 2, saying what is wrong)")
+    func badSettings() async throws {
+        let cases: [([String], [String: String], String)] = [
+            (["--openai-upstream", "ftp://x"], [:], "http(s) base URL"),
+            (["--openai-upstream-key-file", "/nonexistent"], [:], "need --openai-upstream"),
+            (["--openai-upstream", "http://127.0.0.1:1/v1", "--openai-upstream-key-file", "/nonexistent/key"], [:], "cannot read an API key"),
+            (["--openai-upstream", "http://127.0.0.1:1/v1", "--openai-batch-tokens", "0"], [:], "--openai-batch-tokens is 1 to"),
+            (["--openai-upstream", "http://127.0.0.1:1/v1", "--openai-on-upstream-failure", "refund"], [:], "release or charge-input"),
+            (["--openai-upstream", "http://127.0.0.1:1/v1", "--openai-routes", "/nonexistent/routes.json"], [:], "cannot read the route table"),
+            ([], ["TOLLGATE_OPENAI_UPSTREAM": "http://127.0.0.1:1/v1", "TOLLGATE_OPENAI_DEFAULT_MAX_TOKENS": "many"], "must be a whole number"),
+        ]
+        for (arguments, environment, message) in cases {
+            let result = try await CommandRunner.run(CommandRunner.product("tollgate"),
+                                                     ["serve", "--port", "0", "--redis", "redis://127.0.0.1:1"] + arguments,
+                                                     environment: environment)
+            #expect(result.status == 2 && result.stderr.contains(message), "\(arguments) \(environment): \(result.status) \(result.stderr)")
         }
     }
 
