@@ -247,6 +247,45 @@ struct OpenAIProxyTests {
         }
     }
 
+    @Test("the proxy SIGKILLed mid-stream: the batches charged stay, the hold expires at its TTL, the books balance")
+    func crashMidStream() async throws {
+        let redis = try await RedisServer()
+        let upstream = try await UpstreamProcess.start()
+        defer { upstream.process.signal(SIGKILL) }
+        let data = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-proxy-crash-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: data) }
+        func serve() async throws -> E2EServer {
+            E2EServer(redis: redis, server: try await ServerProcess.start(
+                redis: redis, dataDirectory: data, adminToken: E2ETokens.admin, serviceToken: E2ETokens.service,
+                arguments: ["--log-level", "warning", "--redis-timeout", "10s"] + E2ETokens.couponSecretArguments
+                    + ["--openai-upstream", "http://127.0.0.1:\(upstream.port)/v1", "--openai-hold-ttl", "3s", "--openai-batch-tokens", "8"],
+                environment: ["TOLLGATE_OPENAI_UPSTREAM_KEY": F.upstreamKey]))
+        }
+        let first = try await serve()
+        try await first.price("tokens.input", "0.002", per: 1000, model: F.model)
+        try await first.price("tokens.output", "0.01", per: 1000, model: F.model)
+        try await first.account("acme", credit: "10")
+        let fixture = ProxyFixture(server: first, upstream: upstream, key: try await first.key(for: "acme"), account: "acme")
+        async let streamed = fixture.sdk(["chat", "--stream", "--content", "prompt=4 tokens=2000 delay_ms=10"])
+        _ = try await upstream.lastRequest { ($0["chunks"]?.int ?? 0) >= 60 }
+        first.server.process.signal(SIGKILL)
+        _ = try await first.server.process.waitForExit()
+        let outcome = try await streamed
+        #expect(outcome["error"] != nil, "the stream did not end with an error: \(outcome)")
+
+        let second = try await serve()
+        let after = ProxyFixture(server: second, upstream: upstream, key: fixture.key, account: "acme")
+        let account = try await after.settledAccount()
+        let output = try await after.ledgerQuantity("tokens.output")
+        #expect(output >= 32, "the batches reported before the crash: \(output) tokens")
+        #expect(F.micros(account["balance"]?.string ?? "") == F.micros("10") - output * F.outputMicros, "\(account)")
+        let ledger = try await second.admin("GET", "/v1/accounts/acme/ledger?limit=1000")
+        #expect(ledger.value["entries"]?.array?.contains { $0["kind"] == "expire" } == true, "\(ledger)")
+        try await after.expectCleanBooks()
+        _ = try await second.server.stop()
+        redis.stop()
+    }
+
     @Test("bad proxy settings stop serve before it starts (exit 2, saying what is wrong)")
     func badSettings() async throws {
         let cases: [([String], [String: String], String)] = [

@@ -164,9 +164,11 @@ struct ServeCommand: AsyncParsableCommand {
             redis: RedisConfiguration(address: address, connectTimeout: .seconds(2), commandTimeout: .seconds(5), connectionCount: 1),
             fallbackAddresses: topology.addresses,
             configuration: try eventOptions.configuration(environment), logger: logger)
+        let openAIUpstream = configuration.openAI?.configuration.upstreams.defaultUpstream.baseURL
         let app = TollgateHTTPServer.application(engine: engine, gateway: gateway, configuration: configuration, events: events, logger: logger) { boundPort in
             Self.announce(host: host, port: boundPort, redis: redisDescription, tokens: tokens, dataDirectory: dataDirectory,
-                          couponSecretGenerated: coupons.origin == .generated, demo: demoLines)
+                          couponSecretGenerated: coupons.origin == .generated, demo: demoLines,
+                          openAIUpstream: openAIUpstream)
         }
         let group = ServiceGroup(configuration: .init(
             // Shut down in reverse: the event streams end first, so the HTTP server is not
@@ -214,7 +216,8 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     private static func announce(
-        host: String, port: Int, redis: String, tokens: ServerTokens, dataDirectory: URL, couponSecretGenerated: Bool, demo: Demo?
+        host: String, port: Int, redis: String, tokens: ServerTokens, dataDirectory: URL, couponSecretGenerated: Bool, demo: Demo?,
+        openAIUpstream: String?
     ) {
         let base = "http://\(host.contains(":") ? "[\(host)]" : host):\(port)"
         var lines = ["tollgate listening on \(base) (redis: \(redis))"]
@@ -224,6 +227,10 @@ struct ServeCommand: AsyncParsableCommand {
         }
         for name in tokens.stored {
             lines.append("\(name) token kept in \(ServerTokens.file(name, in: dataDirectory).path)")
+        }
+        if let openAIUpstream {
+            // What a customer's SDK takes as its base_url.
+            lines.append("OpenAI-compatible proxy: base_url \(base)/openai/v1 (upstream \(openAIUpstream))")
         }
         if couponSecretGenerated {
             lines.append("coupon secret generated, kept in \(CouponKey.file(in: dataDirectory).path): back it up with the data")
