@@ -179,6 +179,12 @@ class Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 1024
 
+    def handle_error(self, request, client_address):
+        # A client closing its keep-alive connection (the proxy's pool at shutdown, a cut
+        # stream) is ordinary here; anything else is printed.
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            super().handle_error(request, client_address)
+
 
 def main():
     parser = argparse.ArgumentParser()
