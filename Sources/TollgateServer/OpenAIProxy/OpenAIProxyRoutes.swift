@@ -160,8 +160,7 @@ struct OpenAIProxyRoutes: Sendable {
     /// A streamed call: the upstream's events relayed as they come, batches reported as they
     /// fill, the stream cut at the first refused batch; then the settle.
     private func streamed(_ call: ProxiedCall, _ hold: MeteredHold, _ response: HTTPClientResponse, request: Request, logger: Logger) -> Response {
-        let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache", HTTPField.Name("X-Accel-Buffering")!: "no"]
-        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+        return Response(status: .ok, headers: EventStreamHeaders.fields, body: ResponseBody { writer in
             let progress = StreamProgress(StreamMeter(
                 batchTokens: configuration.batchTokens, batchInterval: configuration.batchInterval,
                 clientWantsUsage: call.clientWantsUsage, start: .now))

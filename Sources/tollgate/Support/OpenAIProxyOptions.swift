@@ -11,17 +11,17 @@ struct OpenAIProxyOptions: ParsableArguments {
     var openaiUpstreamKeyFile: String?
     @Option(help: "JSON route table sending models to other upstreams (TOLLGATE_OPENAI_ROUTES); see docs/PROXY.md.")
     var openaiRoutes: String?
-    @Option(help: "Output tokens held per choice for a call without max_tokens (default 1024; TOLLGATE_OPENAI_DEFAULT_MAX_TOKENS).")
+    @Option(help: "Output tokens held per choice for a call without max_tokens (default \(OpenAIProxyConfiguration.defaultDefaultMaxOutputTokens); TOLLGATE_OPENAI_DEFAULT_MAX_TOKENS).")
     var openaiDefaultMaxTokens: Int64?
-    @Option(help: "A streamed call reports a batch every this many output tokens (default 32; TOLLGATE_OPENAI_BATCH_TOKENS)...")
+    @Option(help: "A streamed call reports a batch every this many output tokens (default \(OpenAIProxyConfiguration.defaultBatchTokens); TOLLGATE_OPENAI_BATCH_TOKENS)...")
     var openaiBatchTokens: Int64?
-    @Option(help: "...or this long after the last report (default 250ms; TOLLGATE_OPENAI_BATCH_INTERVAL).")
+    @Option(help: "...or this long after the last report (default \(DurationArgument(OpenAIProxyConfiguration.defaultBatchInterval).defaultValueDescription); TOLLGATE_OPENAI_BATCH_INTERVAL).")
     var openaiBatchInterval: DurationArgument?
-    @Option(help: "TTL of a call's hold: an unsettled hold (a crash) expires after it (default 15m; TOLLGATE_OPENAI_HOLD_TTL).")
+    @Option(help: "TTL of a call's hold: an unsettled hold (a crash) expires after it (default \(DurationArgument(OpenAIProxyConfiguration.defaultHoldTTL).defaultValueDescription); TOLLGATE_OPENAI_HOLD_TTL).")
     var openaiHoldTTL: DurationArgument?
-    @Option(help: "Longest the upstream may stay silent, before its answer or mid-stream (default 60s; TOLLGATE_OPENAI_UPSTREAM_TIMEOUT).")
+    @Option(help: "Longest the upstream may stay silent, before its answer or mid-stream (default \(DurationArgument(OpenAIProxyConfiguration.defaultUpstreamTimeout).defaultValueDescription); TOLLGATE_OPENAI_UPSTREAM_TIMEOUT).")
     var openaiUpstreamTimeout: DurationArgument?
-    @Option(help: "What an upstream failure charges: release (nothing but output delivered) or charge-input (TOLLGATE_OPENAI_ON_UPSTREAM_FAILURE).")
+    @Option(help: "What an upstream failure charges: release (nothing but output delivered, the default) or charge-input (TOLLGATE_OPENAI_ON_UPSTREAM_FAILURE).")
     var openaiOnUpstreamFailure: String?
     @Flag(help: "Add the running cost to streams as SSE comments, which SDKs ignore (TOLLGATE_OPENAI_STREAM_COST=1).")
     var openaiStreamCost = false
@@ -62,7 +62,7 @@ struct OpenAIProxyOptions: ParsableArguments {
             configuration.upstreamTimeout = try duration(openaiUpstreamTimeout, environment, "UPSTREAM_TIMEOUT") ?? configuration.upstreamTimeout
             if let policy = openaiOnUpstreamFailure ?? environment["TOLLGATE_OPENAI_ON_UPSTREAM_FAILURE"] {
                 guard let parsed = UpstreamFailurePolicy(rawValue: policy) else {
-                    throw ValidationError("--openai-on-upstream-failure is release or charge-input")
+                    throw ValidationError("--openai-on-upstream-failure is \(UpstreamFailurePolicy.allCases.map(\.rawValue).joined(separator: " or "))")
                 }
                 configuration.onUpstreamFailure = parsed
             }
