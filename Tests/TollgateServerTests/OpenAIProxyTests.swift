@@ -286,6 +286,41 @@ struct OpenAIProxyTests {
         redis.stop()
     }
 
+    @Test("SIGTERM with a stream in flight: the stream finishes and is settled, then serve exits")
+    func gracefulShutdown() async throws {
+        let redis = try await RedisServer()
+        let upstream = try await UpstreamProcess.start()
+        defer { upstream.process.signal(SIGKILL) }
+        let data = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-proxy-term-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: data) }
+        func serve() async throws -> E2EServer {
+            E2EServer(redis: redis, server: try await ServerProcess.start(
+                redis: redis, dataDirectory: data, adminToken: E2ETokens.admin, serviceToken: E2ETokens.service,
+                arguments: ["--log-level", "warning", "--redis-timeout", "10s"] + E2ETokens.couponSecretArguments
+                    + ["--openai-upstream", "http://127.0.0.1:\(upstream.port)/v1"],
+                environment: ["TOLLGATE_OPENAI_UPSTREAM_KEY": F.upstreamKey]))
+        }
+        let first = try await serve()
+        try await first.price("tokens.input", "0.002", per: 1000, model: F.model)
+        try await first.price("tokens.output", "0.01", per: 1000, model: F.model)
+        try await first.account("acme", credit: "10")
+        let fixture = ProxyFixture(server: first, upstream: upstream, key: try await first.key(for: "acme"), account: "acme")
+        async let streamed = fixture.sdk(["chat", "--stream", "--content", "prompt=4 tokens=100 delay_ms=20"])
+        _ = try await upstream.lastRequest { ($0["chunks"]?.int ?? 0) >= 10 }
+        first.server.process.signal(SIGTERM)
+        let outcome = try await streamed
+        #expect(outcome["error"] == nil && outcome["chunks"] == 100, "\(outcome)")
+        let ended = try await first.server.process.waitForExit(timeout: .seconds(60))
+        #expect(ended == .exited(0), "\(first.server.process.outputSummary)")
+
+        let second = try await serve()
+        let after = ProxyFixture(server: second, upstream: upstream, key: fixture.key, account: "acme")
+        #expect(try await after.spentMicros(from: "10") == 4 * F.inputMicros + 100 * F.outputMicros)
+        try await after.expectCleanBooks()
+        _ = try await second.server.stop()
+        redis.stop()
+    }
+
     @Test("bad proxy settings stop serve before it starts (exit 2, saying what is wrong)")
     func badSettings() async throws {
         let cases: [([String], [String: String], String)] = [
