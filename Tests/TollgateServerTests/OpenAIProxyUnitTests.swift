@@ -75,7 +75,7 @@ struct OpenAIProxyUnitTests {
         return SSEEvent(raw: Array("data: \(data)\n\n".utf8), data: data)
     }
 
-    @Test("batches: every N tokens, or T after the last report with tokens waiting; the usage chunk makes the count exact")
+    @Test("batches: every N tokens, or T after the last report with tokens waiting; the usage chunk makes the count exact but is no batch")
     func batches() {
         let start = ContinuousClock.now
         var meter = StreamMeter(batchTokens: 3, batchInterval: .seconds(10), clientWantsUsage: false, start: start)
@@ -90,7 +90,8 @@ struct OpenAIProxyUnitTests {
         let usageData = #"{"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":12}}"#
         let usage = meter.receive(SSEEvent(raw: [], data: usageData), at: start + .seconds(12))
         #expect(!usage.relay, "the client did not ask for the usage chunk")
-        #expect(usage.batch == 7 && meter.usage == UpstreamUsage(inputTokens: 9, outputTokens: 12) && meter.outputTokens == 12)
+        // The exact count is the settle's to charge: the answer is complete.
+        #expect(usage.batch == nil && meter.usage == UpstreamUsage(inputTokens: 9, outputTokens: 12) && meter.outputTokens == 12)
         #expect(meter.receive(SSEEvent(raw: [], data: "[DONE]"), at: start).done)
         #expect(meter.receive(SSEEvent(raw: [], data: #"{"error":{"message":"x"}}"#), at: start).upstreamError)
         #expect(meter.receive(SSEEvent(raw: [], data: "not json"), at: start) == StreamMeter.Step())

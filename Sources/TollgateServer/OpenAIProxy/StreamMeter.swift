@@ -80,8 +80,11 @@ struct StreamMeter: Sendable {
             // The usage chunk carries no choices; the client sees it only if it asked.
             if (chunk["choices"] as? [Any])?.isEmpty ?? true, !clientWantsUsage { step.relay = false }
         }
+        // Only a chunk with new output makes a batch due: the usage chunk comes with the answer
+        // complete, and the settle right after it charges the exact figure (a refusal then
+        // would cut an answer already delivered).
         let unreported = outputTokens - reportedOutputTokens
-        if unreported > 0, unreported >= batchTokens || (added > 0 && lastReport.duration(to: now) >= batchInterval) {
+        if added > 0, unreported >= batchTokens || lastReport.duration(to: now) >= batchInterval {
             step.batch = unreported
         }
         return step
