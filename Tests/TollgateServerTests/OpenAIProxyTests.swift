@@ -321,6 +321,32 @@ struct OpenAIProxyTests {
         redis.stop()
     }
 
+    @Test("a route table sends models to their own upstream, with that upstream's key")
+    func routeTable() async throws {
+        let second = try await UpstreamProcess.start()
+        defer { second.process.signal(SIGKILL) }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-routes-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try "sk-second-upstream\n".write(to: directory.appendingPathComponent("second.key"), atomically: true, encoding: .utf8)
+        let table = directory.appendingPathComponent("routes.json")
+        try #"{"routes": [{"models": ["r-*"], "url": "http://127.0.0.1:\#(second.port)/v1", "key_file": "second.key"}]}"#
+            .write(to: table, atomically: true, encoding: .utf8)
+        try await F.with(arguments: ["--openai-routes", table.path]) { f in
+            try await f.server.price("tokens.input", "0.002", per: 1000, model: "r-1")
+            try await f.server.price("tokens.output", "0.01", per: 1000, model: "r-1")
+            let routed = try await f.sdk(["chat", "--stream", "--model", "r-1", "--content", "prompt=2 tokens=3"])
+            #expect(routed["chunks"] == 3 && routed["error"] == nil, "\(routed)")
+            let got = try #require(try await second.log().last)
+            #expect(got["body"]?["model"] == "r-1" && got["authorization"] == "Bearer sk-second-upstream", "\(got)")
+            let unrouted = try await f.sdk(["chat", "--content", "prompt=2 tokens=3"])
+            #expect(unrouted["error"] == nil, "\(unrouted)")
+            #expect(try await f.upstream.log().last?["body"]?["model"] == "m")
+            #expect(try await second.log().count == 1)
+            #expect(try await f.spentMicros(from: "10") == 2 * (2 * F.inputMicros + 3 * F.outputMicros))
+        }
+    }
+
     @Test("bad proxy settings stop serve before it starts (exit 2, saying what is wrong)")
     func badSettings() async throws {
         let cases: [([String], [String: String], String)] = [
