@@ -8,7 +8,7 @@ PORT       ?= 8080
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := redis-server redis-tools libhiredis-dev pkg-config nginx-light chromium chromium-driver python3-selenium zbar-tools python3-venv
 
-.PHONY: cluster cluster-stop cluster-demo run test deps test-deps build release bench bench-check bench-thresholds compare compare-debit lua-cost lua-instructions workloads http-bench report-memory stream-bench soak clean
+.PHONY: cluster cluster-stop cluster-demo run test deps test-deps build release bench bench-check bench-thresholds compare compare-debit lua-cost lua-instructions workloads http-bench report-memory stream-bench proxy-bench soak clean
 
 ## deps: install the Debian packages Tollgate builds and tests with, if any is missing.
 deps:
@@ -20,12 +20,17 @@ deps:
 	fi
 
 ## test-deps: what only the tests use beyond Debian's packages: schemathesis (PyPI, pinned),
-## in its own virtual environment under .build-schemathesis.
+## in its own virtual environment under .build-schemathesis; the official openai SDK (PyPI,
+## pinned), the OpenAI proxy's caller in its tests and benchmark, under .build-openai.
 SCHEMATHESIS_VERSION := 4.32.5
+OPENAI_VERSION := 3.51.0
 test-deps: deps
 	@[ -x .build-schemathesis/bin/schemathesis ] || { \
 	  echo "installing schemathesis $(SCHEMATHESIS_VERSION) (PyPI) into .build-schemathesis"; \
 	  python3 -m venv .build-schemathesis && .build-schemathesis/bin/pip install -q "schemathesis==$(SCHEMATHESIS_VERSION)"; }
+	@.build-openai/bin/python -c 'import openai, sys; sys.exit(openai.__version__ != "$(OPENAI_VERSION)")' 2>/dev/null || { \
+	  echo "installing openai $(OPENAI_VERSION) (PyPI) into .build-openai"; \
+	  python3 -m venv .build-openai && .build-openai/bin/pip install -q "openai==$(OPENAI_VERSION)"; }
 
 build: deps
 	$(SWIFT) build
@@ -115,6 +120,11 @@ report-memory: deps
 stream-bench: release
 	Benchmarks/stream-latency --subscribers 1 --debits 300 --binary "$$($(SWIFT) build -c release --show-bin-path)/tollgate"
 	Benchmarks/stream-latency --subscribers 1000 --debits 300 --binary "$$($(SWIFT) build -c release --show-bin-path)/tollgate"
+
+## proxy-bench: the OpenAI proxy beside a direct call to the same upstream, in one run: added
+## latency to the first token and per chunk (p50, p99), proxied streams per second.
+proxy-bench: release test-deps
+	Benchmarks/proxy-bench --binary "$$($(SWIFT) build -c release --show-bin-path)/tollgate"
 
 ## soak: 10 minutes of mixed load against `tollgate serve` (release build); resident memory and
 ## fds sampled every 10 s. Exit 1 when the books, the error rate, the voids, RSS growth after

@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // hiredis from the system (Debian: libhiredis-dev).
@@ -62,7 +63,8 @@ let package = Package(
             ]
         ),
         // The HTTP service: gateway and admin JSON API, nginx/Envoy check, auth, metrics,
-        // the embedded redis-server.
+        // the embedded redis-server, the OpenAI-compatible metering proxy (its upstream calls
+        // through AsyncHTTPClient).
         .target(
             name: "TollgateServer",
             dependencies: [
@@ -78,6 +80,7 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             resources: [.copy("Resources/openapi.json"), .copy("Resources/dashboard")]
         ),

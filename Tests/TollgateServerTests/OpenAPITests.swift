@@ -64,14 +64,25 @@ struct OpenAPITests {
         "GET /dashboard/{file}": [],
     ]
 
+    /// The OpenAI-compatible proxy's routes, served only with `--openai-upstream`. They are
+    /// not in openapi.json on purpose: their contract is OpenAI's API (requests and answers as
+    /// the upstream defines them, relayed unchanged), which the document cannot describe for
+    /// every upstream, and a server without an upstream (the one the contract tests fuzz) does
+    /// not serve them. docs/PROXY.md describes them; OpenAIProxyTests drive them with the SDK.
+    static let proxyRoutes: Set<String> = [
+        "POST /openai/v1/chat/completions", "POST /openai/v1/completions", "POST /openai/v1/embeddings",
+        "GET /openai/v1/models", "GET /openai/v1/models/{model}",
+    ]
+
     /// The routes the server's router has, read from the router itself (no server runs: the
     /// engine's Redis is never called).
-    static func servedRoutes() throws -> Set<String> {
+    static func servedRoutes(openAI: OpenAIProxy? = nil) throws -> Set<String> {
         let redis = RedisClient(configuration: RedisConfiguration(address: try RedisAddress(parsing: "redis://127.0.0.1:1")))
         let directory = FileManager.default.temporaryDirectory
-        let configuration = ServerConfiguration(
+        var configuration = ServerConfiguration(
             host: "127.0.0.1", port: 0, tokens: try ServerTokens.load(admin: "tgadm_routes", service: "tgsvc_routes", directory: directory),
             payments: try PaymentsConfiguration())
+        configuration.openAI = openAI
         let events = EventHub(redis: RedisConfiguration(address: try RedisAddress(parsing: "redis://127.0.0.1:1")), logger: Logger(label: "routes"))
         return Set(TollgateHTTPServer.routes(engine: Engine(redis: redis), configuration: configuration, events: events))
     }
@@ -82,6 +93,20 @@ struct OpenAPITests {
         #expect(served.count >= 44, "\(served.sorted())")
         #expect(Set(Self.routes.keys) == served,
                 "served but not in the table: \(served.subtracting(Self.routes.keys).sorted()); in the table but not served: \(Set(Self.routes.keys).subtracting(served).sorted())")
+    }
+
+    @Test("with --openai-upstream the router adds exactly the proxy's routes, which the document leaves to OpenAI's API")
+    func proxyRoutesAreTheOnlyAddition() async throws {
+        let proxy = OpenAIProxy(configuration: OpenAIProxyConfiguration(
+            upstreams: OpenAIUpstreamTable(defaultUpstream: try OpenAIUpstream(baseURL: "http://127.0.0.1:1/v1", apiKey: nil))))
+        let withProxy = try Self.servedRoutes(openAI: proxy)
+        try await proxy.client.shutdown()
+        let without = try Self.servedRoutes()
+        #expect(withProxy.subtracting(without) == Self.proxyRoutes, "\(withProxy.subtracting(without).sorted())")
+        #expect(without.isSubset(of: withProxy))
+        let document = try JSONSerialization.jsonObject(with: Data(try Self.repositoryDocument())) as? [String: Any]
+        let paths = (document?["paths"] as? [String: Any])?.keys ?? [:].keys
+        #expect(!paths.contains { $0.hasPrefix("/openai/") }, "the proxy's routes are OpenAI's, not in openapi.json")
     }
 
     /// What the contract test's server is started with: a USDT deposit address and a MoonPay

@@ -88,6 +88,18 @@ extension Engine {
         _ = try await step("limits_set", account, nil, arguments)
     }
 
+    /// The active API key with this secret and its account, or nil when no key has it or it
+    /// was revoked. A read: nothing is charged or counted (for routes that need a caller's key
+    /// but decide nothing, such as the OpenAI proxy's model list).
+    public func activeKey(secret: String) async throws(TollgateError) -> (key: KeyID, account: AccountID)? {
+        guard secret.utf8.count <= 256, let resolved = try await resolve(secret: secret) else { return nil }
+        let fields = try await send(RedisCommand([
+            "HMGET", AccountKeys(resolved.account).account, "k:\(resolved.key.rawValue):status", "k:\(resolved.key.rawValue):hash",
+        ])).array ?? []
+        guard fields.count == 2, fields[0].string == "active", fields[1].string == resolved.hash else { return nil }
+        return (resolved.key, resolved.account)
+    }
+
     /// The key id and account of a secret, or nil when no key has it.
     func resolve(secret: String) async throws(TollgateError) -> (hash: String, key: KeyID, account: AccountID)? {
         let hash = APIKeySecret.hash(secret)

@@ -115,9 +115,7 @@ struct EventRoutes: Sendable {
         tokenCheck: (@Sendable () async -> Bool)? = nil,
         _ session: @escaping @Sendable (EventHub.Subscription, (StreamMessage) async throws -> Void) async throws -> Void
     ) -> Response {
-        let headers: HTTPFields = [
-            .contentType: "text/event-stream", .cacheControl: "no-cache", HTTPField.Name("X-Accel-Buffering")!: "no",
-        ]
+        let headers = EventStreamHeaders.fields
         let hub = self.hub
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             defer { permit.release() }

@@ -35,6 +35,9 @@ public struct ServerConfiguration: Sendable {
     /// How long a request's head and body may take to arrive (`--request-timeout`), and how
     /// long a keep-alive connection may sit idle (`--idle-timeout`): see `RequestTimeouts`.
     public var timeouts = RequestTimeouts()
+    /// `--openai-upstream`: the OpenAI-compatible metering proxy at `/openai/v1/...`; nil (the
+    /// default) serves no such routes.
+    public var openAI: OpenAIProxy?
 
     public init(host: String, port: Int, tokens: ServerTokens, denyStatus: Int = 403,
                 couponPolicy: CouponGuessingPolicy = CouponGuessingPolicy(), payments: PaymentsConfiguration) {
@@ -63,6 +66,11 @@ public enum TollgateHTTPServer {
     }()
 
     private static let sharedMetrics = ServerMetrics(registry: metricsRegistry)
+    /// Made once the metrics system is bootstrapped (by `metricsRegistry`).
+    private static let proxyMetrics: ProxyMetrics = {
+        _ = metricsRegistry
+        return ProxyMetrics()
+    }()
 
     /// The server's metrics, for services beside the application (`RecoveryService`).
     public static var metrics: ServerMetricsHandle { ServerMetricsHandle(metrics: sharedMetrics) }
@@ -119,6 +127,9 @@ public enum TollgateHTTPServer {
         OperationsRoutes(engine: engine, gateway: gateway ?? engine, journal: configuration.failOpen, metrics: metrics).register(on: router)
         EventRoutes(engine: engine, auth: auth, hub: events).register(on: router)
         DashboardRoutes(engine: engine, auth: auth).register(on: router)
+        if let proxy = configuration.openAI {
+            OpenAIProxyRoutes(proxy: proxy, gateway: gateway ?? engine, engine: engine, metrics: proxyMetrics).register(on: router)
+        }
         return router
     }
 }
@@ -130,6 +141,8 @@ struct ErrorLoggingMiddleware<Context: RequestContext>: RouterMiddleware {
         do {
             return try await next(request, context)
         } catch let error as APIError {
+            throw error
+        } catch let error as OpenAIError {
             throw error
         } catch let error as HTTPError {
             throw APIError(error.status, error.status == .notFound ? "not_found" : "http_error", error.body ?? "\(error.status.reasonPhrase)")

@@ -56,6 +56,7 @@ struct ServeCommand: AsyncParsableCommand {
         discussion: "Failed coupon attempts are limited per client address; behind nginx, name it here or every client shares its address.",
         valueName: "ip")) var trustedProxy: [String] = []
     @OptionGroup(title: "Event streams") var eventOptions: EventStreamOptions
+    @OptionGroup(title: "OpenAI-compatible metering proxy") var openAIOptions: OpenAIProxyOptions
     @Flag(help: "Seed a demo account with credit, prices, an API key and a dashboard token, and print curl lines.") var demo = false
 
     func run() async throws {
@@ -157,14 +158,17 @@ struct ServeCommand: AsyncParsableCommand {
         let requestLimit = requestTimeout ?? environment["TOLLGATE_REQUEST_TIMEOUT"].flatMap(DurationArgument.init(argument:)) ?? DurationArgument(.seconds(10))
         let idleLimit = idleTimeout ?? environment["TOLLGATE_IDLE_TIMEOUT"].flatMap(DurationArgument.init(argument:)) ?? DurationArgument(.seconds(75))
         configuration.timeouts = RequestTimeouts(request: requestLimit.duration, idle: idleLimit.duration)
+        configuration.openAI = try openAIOptions.configuration(environment).map(OpenAIProxy.init(configuration:))
         let redisDescription = embedded.map { "embedded, data in \($0.directory.path)" } ?? topology.description
         let events = EventHub(
             redis: RedisConfiguration(address: address, connectTimeout: .seconds(2), commandTimeout: .seconds(5), connectionCount: 1),
             fallbackAddresses: topology.addresses,
             configuration: try eventOptions.configuration(environment), logger: logger)
+        let openAIUpstream = configuration.openAI?.configuration.upstreams.defaultUpstream.baseURL
         let app = TollgateHTTPServer.application(engine: engine, gateway: gateway, configuration: configuration, events: events, logger: logger) { boundPort in
             Self.announce(host: host, port: boundPort, redis: redisDescription, tokens: tokens, dataDirectory: dataDirectory,
-                          couponSecretGenerated: coupons.origin == .generated, demo: demoLines)
+                          couponSecretGenerated: coupons.origin == .generated, demo: demoLines,
+                          openAIUpstream: openAIUpstream)
         }
         let group = ServiceGroup(configuration: .init(
             // Shut down in reverse: the event streams end first, so the HTTP server is not
@@ -172,6 +176,9 @@ struct ServeCommand: AsyncParsableCommand {
             services: [.init(service: RedisLifecycleService(client: client, embedded: embedded, logger: logger)),
                        .init(service: DecisionClientService(client: decisionClient)),
                        .init(service: RecoveryService(engine: gateway, journal: journal, metrics: TollgateHTTPServer.metrics, logger: logger)),
+                       // The upstream client closes after the HTTP server (reverse order), so
+                       // proxied calls in flight finish.
+                       ] + (configuration.openAI.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0.client)] } ?? []) + [
                        .init(service: app), .init(service: events)]
                 + (try eventOptions.webhook(environment).map {
                     [ServiceGroupConfiguration.ServiceConfiguration(service: AlertWebhook(engine: engine, hub: events, configuration: $0, logger: logger))]
@@ -209,7 +216,8 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     private static func announce(
-        host: String, port: Int, redis: String, tokens: ServerTokens, dataDirectory: URL, couponSecretGenerated: Bool, demo: Demo?
+        host: String, port: Int, redis: String, tokens: ServerTokens, dataDirectory: URL, couponSecretGenerated: Bool, demo: Demo?,
+        openAIUpstream: String?
     ) {
         let base = "http://\(host.contains(":") ? "[\(host)]" : host):\(port)"
         var lines = ["tollgate listening on \(base) (redis: \(redis))"]
@@ -219,6 +227,10 @@ struct ServeCommand: AsyncParsableCommand {
         }
         for name in tokens.stored {
             lines.append("\(name) token kept in \(ServerTokens.file(name, in: dataDirectory).path)")
+        }
+        if let openAIUpstream {
+            // What a customer's SDK takes as its base_url.
+            lines.append("OpenAI-compatible proxy: base_url \(base)/openai/v1 (upstream \(openAIUpstream))")
         }
         if couponSecretGenerated {
             lines.append("coupon secret generated, kept in \(CouponKey.file(in: dataDirectory).path): back it up with the data")

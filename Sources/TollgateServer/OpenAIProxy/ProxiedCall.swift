@@ -1,0 +1,143 @@
+import Foundation
+import TollgateCore
+
+/// The OpenAI routes that are metered, with what their requests and answers look like.
+enum OpenAIEndpoint: String, Sendable, CaseIterable {
+    case chatCompletions = "chat/completions"
+    case completions
+    case embeddings
+
+    /// The path below `/openai/v1` and below the upstream's base URL.
+    var path: String { "/" + rawValue }
+    /// Whether the answer is generated text (charged as output tokens); embeddings are not.
+    var producesOutput: Bool { self != .embeddings }
+    /// The request field whose tokens are the input.
+    var inputField: String {
+        switch self {
+        case .chatCompletions: return "messages"
+        case .completions: return "prompt"
+        case .embeddings: return "input"
+        }
+    }
+}
+
+/// One client request, read and checked: what it is for, what it may cost, and the body the
+/// upstream gets.
+struct ProxiedCall: Sendable {
+    let endpoint: OpenAIEndpoint
+    let model: String
+    let stream: Bool
+    /// Whether the client asked for the usage chunk itself (`stream_options.include_usage`);
+    /// when it did not, the one the proxy asks for is kept from it.
+    let clientWantsUsage: Bool
+    let estimatedInputTokens: Int64
+    /// The most output tokens the call may produce: `max_completion_tokens`, else `max_tokens`,
+    /// else the operator's default, times the number of choices `n`; 0 for embeddings.
+    let maximumOutputTokens: Int64
+    /// The client's body as the upstream gets it: unchanged, but for a stream that did not ask
+    /// for usage, which now does.
+    let upstreamBody: [UInt8]
+
+    /// Reads a request body; a 400 `invalid_request` for anything that is not a call this
+    /// proxy can meter.
+    init(endpoint: OpenAIEndpoint, body: [UInt8], defaultMaxOutputTokens: Int64) throws(APIError) {
+        guard let parsed = try? JSONSerialization.jsonObject(with: Data(body)), let fields = parsed as? [String: Any] else {
+            throw APIError.badRequest("the body must be a JSON object")
+        }
+        guard let model = fields["model"] as? String, !model.isEmpty else {
+            throw APIError.badRequest("'model' must name a model")
+        }
+        do {
+            _ = try PriceKey(meter: OpenAIMeters.input, model: model)
+        } catch {
+            throw APIError.badRequest(error.message)
+        }
+        self.endpoint = endpoint
+        self.model = model
+
+        let stream: Bool
+        switch fields["stream"] {
+        case nil, is NSNull: stream = false
+        case let value? where endpoint != .embeddings && Self.isBoolean(value): stream = value as? Bool ?? false
+        default: throw APIError.badRequest(endpoint == .embeddings ? "embeddings are not streamed" : "'stream' must be true or false")
+        }
+        self.stream = stream
+
+        guard let input = fields[endpoint.inputField], !(input is NSNull) else {
+            throw APIError.badRequest("'\(endpoint.inputField)' is required")
+        }
+        switch endpoint {
+        case .chatCompletions:
+            guard let messages = input as? [Any], !messages.isEmpty, messages.allSatisfy({ $0 is [String: Any] }) else {
+                throw APIError.badRequest("'messages' must be a non-empty list of message objects")
+            }
+            estimatedInputTokens = TokenEstimate.chatInput(messages: messages, tools: fields["tools"])
+        case .completions, .embeddings:
+            guard input is String || input is [Any] else {
+                throw APIError.badRequest("'\(endpoint.inputField)' must be a string, a list of strings or a list of token ids")
+            }
+            estimatedInputTokens = max(1, TokenEstimate.tokens(inJSON: input))
+        }
+
+        if endpoint.producesOutput {
+            let completionBound = try Self.positiveInteger(fields, "max_completion_tokens")
+            let tokensBound = try Self.positiveInteger(fields, "max_tokens")
+            let bound = completionBound ?? tokensBound ?? defaultMaxOutputTokens
+            let choices = try Self.positiveInteger(fields, "n") ?? 1
+            guard choices <= 128 else { throw APIError.badRequest("'n' is at most 128") }
+            maximumOutputTokens = bound * choices
+        } else {
+            maximumOutputTokens = 0
+        }
+
+        var streamOptions: [String: Any]?
+        switch fields["stream_options"] {
+        case nil, is NSNull: streamOptions = nil
+        case let options as [String: Any] where stream: streamOptions = options
+        default: throw APIError.badRequest("'stream_options' is an object, for streamed calls only")
+        }
+        let asked = streamOptions?["include_usage"].flatMap { Self.isBoolean($0) ? $0 as? Bool : nil }
+        clientWantsUsage = asked == true
+        if !stream || asked == true {
+            upstreamBody = body
+        } else if streamOptions == nil {
+            // Add the field in front, leaving every byte the client wrote as it was.
+            let opening = body.firstIndex(of: UInt8(ascii: "{"))!
+            upstreamBody = Array(body[...opening]) + Array(#""stream_options":{"include_usage":true},"#.utf8) + Array(body[(opening + 1)...])
+        } else {
+            var rewritten = fields
+            streamOptions?["include_usage"] = true
+            rewritten["stream_options"] = streamOptions
+            guard let data = try? JSONSerialization.data(withJSONObject: rewritten) else {
+                throw APIError.badRequest("the body cannot be re-encoded")
+            }
+            upstreamBody = Array(data)
+        }
+    }
+
+    /// The usage to hold for: the estimated input and the most output.
+    var estimate: [(meter: String, quantity: Int64)] {
+        [(OpenAIMeters.input, estimatedInputTokens), (OpenAIMeters.output, maximumOutputTokens)].filter { $0.quantity > 0 }
+    }
+
+    /// Whether a value JSONSerialization read is `true` or `false`: numbers read as `NSNumber`,
+    /// which casts to `Bool` too, so the type tells them apart.
+    static func isBoolean(_ value: Any) -> Bool {
+        value is Bool && type(of: value) != NSNumber.self
+    }
+
+    private static func positiveInteger(_ fields: [String: Any], _ name: String) throws(APIError) -> Int64? {
+        guard let value = fields[name], !(value is NSNull) else { return nil }
+        guard let number = value as? Int, !isBoolean(value), number >= 1,
+              Int64(number) <= OpenAIProxyConfiguration.tokenSettingRange.upperBound else {
+            throw APIError.badRequest("'\(name)' must be a whole number from 1 to \(OpenAIProxyConfiguration.tokenSettingRange.upperBound)")
+        }
+        return Int64(number)
+    }
+}
+
+/// The meters a proxied call is charged on, per model: `tokens.input@MODEL`, `tokens.output@MODEL`.
+enum OpenAIMeters {
+    static let input = "tokens.input"
+    static let output = "tokens.output"
+}

@@ -1,0 +1,118 @@
+import Foundation
+import NIOCore
+import Testing
+@testable import TollgateServer
+
+/// The proxy's pure parts, without sockets: reading requests, splitting SSE, the stream meter's
+/// batches, estimates and the route table.
+@Suite("OpenAI proxy: requests, SSE, batches, estimates")
+struct OpenAIProxyUnitTests {
+    static func call(_ json: String, _ endpoint: OpenAIEndpoint = .chatCompletions, defaultMax: Int64 = 100) throws -> ProxiedCall {
+        try ProxiedCall(endpoint: endpoint, body: Array(json.utf8), defaultMaxOutputTokens: defaultMax)
+    }
+
+    @Test("a stream that did not ask for usage asks for it upstream, leaving the client's bytes as they were; one that did is forwarded as is")
+    func includeUsage() throws {
+        let body = #"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}],"temperature":0.70}"#
+        let streamed = try Self.call(body)
+        #expect(String(decoding: streamed.upstreamBody, as: UTF8.self)
+                == #"{"stream_options":{"include_usage":true},"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}],"temperature":0.70}"#)
+        #expect(!streamed.clientWantsUsage)
+        let asked = #"{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}"#
+        let forwarded = try Self.call(asked)
+        #expect(forwarded.upstreamBody == Array(asked.utf8) && forwarded.clientWantsUsage)
+        let refused = try Self.call(#"{"model":"m","stream":true,"stream_options":{"include_usage":false},"messages":[{"role":"user","content":"hi"}]}"#)
+        let rewritten = try #require(try JSONSerialization.jsonObject(with: Data(refused.upstreamBody)) as? [String: Any])
+        #expect((rewritten["stream_options"] as? [String: Any])?["include_usage"] as? Bool == true && !refused.clientWantsUsage)
+        let plain = #"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#
+        #expect(try Self.call(plain).upstreamBody == Array(plain.utf8))
+    }
+
+    @Test("the estimate: input from the messages, output bounded by max_completion_tokens, max_tokens or the default, times n")
+    func estimate() throws {
+        let chat = try Self.call(#"{"model":"m","messages":[{"role":"user","content":"12345678"}],"max_tokens":50,"n":2}"#)
+        #expect(chat.estimatedInputTokens == 2 + 1 + TokenEstimate.tokensPerMessage + TokenEstimate.tokensPerReply)
+        #expect(chat.maximumOutputTokens == 100)
+        #expect(try Self.call(#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":50,"max_completion_tokens":7}"#).maximumOutputTokens == 7)
+        #expect(try Self.call(#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#, defaultMax: 33).maximumOutputTokens == 33)
+        let embedding = try Self.call(#"{"model":"e","input":["abcd","abcdefgh"]}"#, .embeddings)
+        #expect(embedding.estimatedInputTokens == 3 && embedding.maximumOutputTokens == 0)
+        #expect(embedding.estimate.map(\.meter) == [OpenAIMeters.input])
+        #expect(try Self.call(#"{"model":"m","prompt":[1,2,3,4,5]}"#, .completions).estimatedInputTokens == 5)
+    }
+
+    @Test("hostile requests are refused with a reason", arguments: [
+        "", "null", "[]", "{}", #"{"model":""}"#, #"{"model":7,"messages":[{}]}"#, #"{"model":"a b","messages":[{}]}"#,
+        #"{"model":"m","messages":[]}"#, #"{"model":"m","messages":"hi"}"#, #"{"model":"m","messages":[{}],"max_tokens":0}"#,
+        #"{"model":"m","messages":[{}],"max_tokens":1.5}"#, #"{"model":"m","messages":[{}],"max_tokens":false}"#,
+        #"{"model":"m","messages":[{}],"n":1000}"#, #"{"model":"m","messages":[{}],"stream":1}"#,
+        #"{"model":"m","messages":[{}],"stream_options":{"include_usage":true}}"#,
+    ])
+    func hostile(_ body: String) {
+        #expect(throws: APIError.self) { try Self.call(body) }
+    }
+
+    @Test("SSE events come out as soon as their blank line is in, however the bytes are cut, byte for byte")
+    func sseSplitting() throws {
+        let stream = "data: {\"a\":1}\n\n: comment\n\ndata: x\r\ndata: y\r\n\r\nevent: e\ndata:[DONE]\n\n"
+        let bytes = Array(stream.utf8)
+        for cut in 0...bytes.count {
+            var reader = SSEEventReader()
+            let first = reader.read(ByteBuffer(bytes: bytes[..<cut]))
+            let second = reader.read(ByteBuffer(bytes: bytes[cut...]))
+            let events = (first ?? []) + (second ?? [])
+            #expect(first != nil && second != nil)
+            #expect(events.map(\.data) == ["{\"a\":1}", nil, "x\ny", "[DONE]"], "cut at \(cut)")
+            #expect(events.flatMap(\.raw) == bytes, "cut at \(cut)")
+            #expect(events.last?.isDone == true && !reader.hasPartialEvent)
+        }
+        var reader = SSEEventReader()
+        #expect(reader.read(ByteBuffer(bytes: Array(repeating: UInt8(ascii: "a"), count: SSEEventReader.maximumEventSize + 1))) == nil)
+    }
+
+    static func chunk(_ content: String) -> SSEEvent {
+        let data = #"{"choices":[{"index":0,"delta":{"content":"\#(content)"}}]}"#
+        return SSEEvent(raw: Array("data: \(data)\n\n".utf8), data: data)
+    }
+
+    @Test("batches: every N tokens, or T after the last report with tokens waiting; the usage chunk makes the count exact but is no batch")
+    func batches() {
+        let start = ContinuousClock.now
+        var meter = StreamMeter(batchTokens: 3, batchInterval: .seconds(10), clientWantsUsage: false, start: start)
+        #expect(meter.receive(Self.chunk("abcd"), at: start).batch == nil)
+        #expect(meter.receive(Self.chunk("abcd"), at: start).batch == nil)
+        #expect(meter.receive(Self.chunk("abcd"), at: start).batch == 3)
+        meter.reported(3, at: start)
+        #expect(meter.receive(Self.chunk("abcd"), at: start + .seconds(1)).batch == nil)
+        // The interval passed since the last report: the one token waiting goes.
+        #expect(meter.receive(Self.chunk("abcd"), at: start + .seconds(11)).batch == 2)
+        meter.reported(2, at: start + .seconds(11))
+        let usageData = #"{"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":12}}"#
+        let usage = meter.receive(SSEEvent(raw: [], data: usageData), at: start + .seconds(12))
+        #expect(!usage.relay, "the client did not ask for the usage chunk")
+        // The exact count is the settle's to charge: the answer is complete.
+        #expect(usage.batch == nil && meter.usage == UpstreamUsage(inputTokens: 9, outputTokens: 12) && meter.outputTokens == 12)
+        #expect(meter.receive(SSEEvent(raw: [], data: "[DONE]"), at: start).done)
+        #expect(meter.receive(SSEEvent(raw: [], data: #"{"error":{"message":"x"}}"#), at: start).upstreamError)
+        #expect(meter.receive(SSEEvent(raw: [], data: "not json"), at: start) == StreamMeter.Step())
+    }
+
+    @Test("the route table: exact names and prefixes in order, the default for the rest; bad tables refused")
+    func routeTable() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tg-routes-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try "sk-llama\n".write(to: directory.appendingPathComponent("llama.key"), atomically: true, encoding: .utf8)
+        let settings = #"{"routes":[{"models":["gpt-4o"],"url":"http://a:1/v1/"},{"models":["llama-*"],"url":"http://b:2/v1","key_file":"llama.key"}]}"#
+        let routes = try OpenAIUpstreamTable.routes(settings: Data(settings.utf8), directory: directory)
+        let table = OpenAIUpstreamTable(defaultUpstream: try OpenAIUpstream(baseURL: "http://c:3/v1", apiKey: "sk-c"), routes: routes)
+        #expect(table.upstream(for: "gpt-4o").baseURL == "http://a:1/v1" && table.upstream(for: "gpt-4o").apiKey == nil)
+        #expect(table.upstream(for: "llama-3-8b").apiKey == "sk-llama")
+        #expect(table.upstream(for: "gpt-4o-mini").baseURL == "http://c:3/v1")
+        for bad in ["[]", #"{"routes":[{"models":[],"url":"http://a/v1"}]}"#, #"{"routes":[{"models":["x"],"url":"ftp://a"}]}"#,
+                    #"{"routes":[{"models":["x"],"url":"http://a","extra":1}]}"#, #"{"routes":[{"models":["*"],"url":"http://a"}]}"#,
+                    #"{"routes":[{"models":["x"],"url":"http://a","key_file":"missing.key"}]}"#] {
+            #expect(throws: (any Error).self, "\(bad)") { try OpenAIUpstreamTable.routes(settings: Data(bad.utf8), directory: directory) }
+        }
+    }
+}
