@@ -146,7 +146,18 @@ class Handler(BaseHTTPRequestHandler):
                 if stop_after is not None and i == stop_after:
                     if fail.startswith("drop"):
                         entry["finished"] = True
-                        self.connection.shutdown(socket.SHUT_RDWR)
+                        # A clean close (FIN after the chunks sent), then wait for the proxy to
+                        # close its side: closing at once could answer its next segment with a
+                        # reset, and a reset makes the proxy's kernel drop the chunks it has not
+                        # read yet, so what the client receives would be a race.
+                        self.close_connection = True
+                        self.connection.shutdown(socket.SHUT_WR)
+                        self.connection.settimeout(10)
+                        try:
+                            while self.connection.recv(65536):
+                                pass
+                        except OSError:
+                            pass
                         return
                     time.sleep(3600)
                 if delay:
