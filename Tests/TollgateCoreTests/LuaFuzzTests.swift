@@ -271,6 +271,14 @@ struct LuaFuzzTests {
         #expect(applied > 500 && refused > 500 && refusedKeys > 10, "the fuzz no longer reaches both replies and refusals")
         let audit = try await fixture.engine.audit()
         #expect(audit.isClean, "\(audit.accounts.filter { !$0.isClean })")
+        // I6, the engine owns the clock: no step read Redis's (a TIME called inside a function
+        // is counted in the server's command statistics too).
+        if digests {
+            let stats = try await fixture.engine.redis.send("INFO", "commandstats").string ?? ""
+            let lines = stats.split(whereSeparator: \.isNewline)
+            #expect(lines.contains { $0.hasPrefix("cmdstat_fcall:") }, "no FCALL counted: the statistics would show no TIME either")
+            #expect(!lines.contains { $0.hasPrefix("cmdstat_time:") }, "a step called TIME: \(lines.filter { $0.hasPrefix("cmdstat_time:") })")
+        }
         fixture.redis.single?.stop()
     }
 
