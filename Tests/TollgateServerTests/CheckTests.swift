@@ -3,7 +3,7 @@ import Testing
 import TollgateTestSupport
 
 /// `GET /v1/check`, the header-only decision for nginx `auth_request`.
-@Suite("/v1/check for nginx and Envoy")
+@Suite("/v1/check for nginx auth_request")
 struct CheckTests {
     @Test("200 with account, balance and RateLimit headers; 401 for a missing, unknown or revoked key; 403 with a reason and Retry-After")
     func check() async throws {
