@@ -141,11 +141,13 @@ struct FaultTests {
     /// Runs `tollgate loadtest --workload <workload>` against `s`, applies `fault` once the
     /// load's decisions flow (the server's own count, not a guessed delay a slow start could
     /// outlast), and checks that the fault landed inside the traffic and the books are right.
-    static func loadtest(_ s: E2EServer, workload: String, faultName: String, fault: () async throws -> Void) async throws {
+    static func loadtest(
+        _ s: E2EServer, workload: String, duration: Int = 5, faultName: String, fault: () async throws -> Void
+    ) async throws {
         let run = Task {
             try await CommandRunner.run(CommandRunner.product("tollgate"),
                 ["loadtest", "--quiet", "--server", s.server.baseURL, "--token", E2ETokens.service, "--workload", workload,
-                 "--duration", "5s", "--concurrency", "4", "--accounts", "3", "--json",
+                 "--duration", "\(duration)s", "--concurrency", "4", "--accounts", "3", "--json",
                  // Calls fail during the fault, on purpose: the books are what is checked.
                  "--max-error-rate", "100"],
                 environment: ["TOLLGATE_ADMIN_TOKEN": E2ETokens.admin])
@@ -194,8 +196,9 @@ struct FaultTests {
         try await E2EServer.with(arguments: ["--redis-timeout", "50ms"]) { s in
             // Stalls a little longer than the timeout: the call in flight is answered 503 and
             // then runs, and the stream's next call (its settle) finds Redis back.
-            try await Self.loadtest(s, workload: "stream", faultName: "redis-stalls") {
-                for _ in 0..<20 {
+            // A longer load than the stalls, so that calls are allowed after them on a slow machine.
+            try await Self.loadtest(s, workload: "stream", duration: 12, faultName: "redis-stalls") {
+                for _ in 0..<10 {
                     s.redis.signal(SIGSTOP)
                     try await Task.sleep(for: .milliseconds(70))
                     s.redis.signal(SIGCONT)
