@@ -59,11 +59,12 @@ def chat(args):
 
 
 def raw_stream(args):
-    """The stream's bytes as the wire has them (to see the cost comments an SDK skips)."""
-    body = {"model": args.model, "messages": [{"role": "user", "content": args.content}], "stream": True}
+    """The stream's bytes as the wire has them (to see the cost comments an SDK skips); the body
+    is `--raw-body` as written when given (to send what an SDK would not)."""
+    body = args.raw_body or json.dumps({"model": args.model, "messages": [{"role": "user", "content": args.content}], "stream": True})
     url = urlsplit(args.base_url)
     connection = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
-    connection.request("POST", url.path + "/chat/completions", body=json.dumps(body),
+    connection.request("POST", url.path + "/chat/completions", body=body,
                        headers={"Authorization": f"Bearer {args.key}", "Content-Type": "application/json"})
     response = connection.getresponse()
     text = response.read().decode()
@@ -140,6 +141,7 @@ def main():
     parser.add_argument("--content", default="hello")
     parser.add_argument("--stream", action="store_true")
     parser.add_argument("--include-usage", action="store_true")
+    parser.add_argument("--raw-body")
     parser.add_argument("--max-tokens", type=int)
     parser.add_argument("--disconnect-after", type=int)
     parser.add_argument("--streams", type=int, default=50)

@@ -82,6 +82,24 @@ struct OpenAIProxyTests {
         }
     }
 
+    @Test("a stream whose client wrote \"stream_options\": null still gets the upstream's usage; one whose upstream sends none is charged the output bound held")
+    func usageOfStreams() async throws {
+        try await F.with { f in
+            let body = #"{"model":"m","stream":true,"stream_options":null,"max_tokens":50,"messages":[{"role":"user","content":"prompt=7 tokens=12"}]}"#
+            let raw = try await f.sdk(["raw-stream", "--raw-body", body])
+            #expect(raw["status"] == 200 && raw["text"]?.string?.hasSuffix("data: [DONE]\n\n") == true, "\(raw)")
+            let sent = try #require(try await f.upstream.log().last)
+            #expect(sent["body"]?["stream_options"] == ["include_usage": true], "\(sent)")
+            // Settled on the upstream's usage: its 7 prompt tokens, not the proxy's estimate.
+            #expect(try await f.spentMicros(from: "10") == 7 * F.inputMicros + 12 * F.outputMicros)
+
+            let silent = try await f.sdk(["chat", "--stream", "--content", "prompt=3 tokens=4 usage=none", "--max-tokens", "50"])
+            #expect(silent["error"] == nil && silent["chunks"] == 4, "\(silent)")
+            #expect(try await f.ledgerQuantity("tokens.output") == 12 + 50, "no usage: charged the 50 output tokens held")
+            try await f.expectCleanBooks()
+        }
+    }
+
     @Test("refused before the upstream is called, in OpenAI's error format: credit (402), rate (429 with Retry-After), key (401), unpriced model (404), hostile bodies (400/413)")
     func refusedBeforeTheUpstream() async throws {
         try await F.with(credit: "0.001") { f in

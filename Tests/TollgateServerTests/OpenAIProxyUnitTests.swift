@@ -11,21 +11,32 @@ struct OpenAIProxyUnitTests {
         try ProxiedCall(endpoint: endpoint, body: Array(json.utf8), defaultMaxOutputTokens: defaultMax)
     }
 
-    @Test("a stream that did not ask for usage asks for it upstream, leaving the client's bytes as they were; one that did is forwarded as is")
+    static func fields(_ call: ProxiedCall) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(call.upstreamBody)) as? [String: Any])
+    }
+
+    @Test("a stream asks the upstream for usage with exactly one stream_options, the client's object with include_usage: true, whatever the client wrote")
     func includeUsage() throws {
-        let body = #"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}],"temperature":0.70}"#
-        let streamed = try Self.call(body)
-        #expect(String(decoding: streamed.upstreamBody, as: UTF8.self)
-                == #"{"stream_options":{"include_usage":true},"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}],"temperature":0.70}"#)
-        #expect(!streamed.clientWantsUsage)
-        let asked = #"{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}"#
-        let forwarded = try Self.call(asked)
-        #expect(forwarded.upstreamBody == Array(asked.utf8) && forwarded.clientWantsUsage)
-        let refused = try Self.call(#"{"model":"m","stream":true,"stream_options":{"include_usage":false},"messages":[{"role":"user","content":"hi"}]}"#)
-        let rewritten = try #require(try JSONSerialization.jsonObject(with: Data(refused.upstreamBody)) as? [String: Any])
-        #expect((rewritten["stream_options"] as? [String: Any])?["include_usage"] as? Bool == true && !refused.clientWantsUsage)
-        let plain = #"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#
-        #expect(try Self.call(plain).upstreamBody == Array(plain.utf8))
+        let streams = [
+            #"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}],"temperature":0.70}"#,
+            #"{"model":"m","stream":true,"stream_options":null,"messages":[{"role":"user","content":"hi"}],"temperature":0.70}"#,
+            #"{"model":"m","stream":true,"stream_options":{"include_usage":false,"x":1},"messages":[{"role":"user","content":"hi"}],"temperature":0.70}"#,
+            #"{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}],"temperature":0.70}"#,
+        ]
+        for body in streams {
+            let call = try Self.call(body)
+            let text = String(decoding: call.upstreamBody, as: UTF8.self)
+            #expect(text.components(separatedBy: "\"stream_options\"").count == 2, "\(body) -> \(text)")
+            let forwarded = try Self.fields(call)
+            let options = try #require(forwarded["stream_options"] as? [String: Any], "\(text)")
+            #expect(options["include_usage"] as? Bool == true, "\(text)")
+            #expect(forwarded["temperature"] as? Double == 0.7 && forwarded["model"] as? String == "m", "\(text)")
+            #expect(call.clientWantsUsage == body.contains(#""include_usage":true"#))
+        }
+        #expect(try Self.fields(Self.call(streams[2]))["stream_options"].flatMap { ($0 as? [String: Any])?["x"] as? Int } == 1)
+        // A key written twice reaches the upstream once, with the value metered here.
+        let twice = try Self.call(#"{"model":"m","messages":[{"role":"user","content":"hi"}],"messages":[{"role":"user","content":"bye"}]}"#)
+        #expect(String(decoding: twice.upstreamBody, as: UTF8.self).components(separatedBy: "\"messages\"").count == 2)
     }
 
     @Test("the estimate: input from the messages, output bounded by max_completion_tokens, max_tokens or the default, times n")

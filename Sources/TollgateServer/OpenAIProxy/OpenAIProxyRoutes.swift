@@ -179,9 +179,12 @@ struct OpenAIProxyRoutes: Sendable {
             switch ending {
             case .completed?:
                 let input = meter.usage?.inputTokens ?? call.estimatedInputTokens
-                let settled = await hold.settle(input: input, output: meter.outputTokens, reportedOutput: meter.reportedOutputTokens,
+                // The proxy asked for usage: an upstream that omits it is charged the output
+                // bound held, not per-chunk estimates it could keep low.
+                let output = meter.usage?.outputTokens ?? max(meter.outputTokens, call.maximumOutputTokens)
+                let settled = await hold.settle(input: input, output: output, reportedOutput: meter.reportedOutputTokens,
                                                 logger: logger)
-                metrics.recordTokens(input: input, output: meter.outputTokens)
+                metrics.recordTokens(input: input, output: output)
                 metrics.recordCall(call.endpoint, .completed)
                 if let done = progress.heldBackDone {
                     // The settled total: what the whole call cost.

@@ -34,8 +34,8 @@ struct ProxiedCall: Sendable {
     /// The most output tokens the call may produce: `max_completion_tokens`, else `max_tokens`,
     /// else the operator's default, times the number of choices `n`; 0 for embeddings.
     let maximumOutputTokens: Int64
-    /// The client's body as the upstream gets it: unchanged, but for a stream that did not ask
-    /// for usage, which now does.
+    /// The body the upstream gets: the client's fields as parsed here, re-encoded (one value per
+    /// key); a stream's `stream_options` is the client's object with `include_usage: true`.
     let upstreamBody: [UInt8]
 
     /// Reads a request body; a 400 `invalid_request` for anything that is not a call this
@@ -98,21 +98,19 @@ struct ProxiedCall: Sendable {
         }
         let asked = streamOptions?["include_usage"].flatMap { Self.isBoolean($0) ? $0 as? Bool : nil }
         clientWantsUsage = asked == true
-        if !stream || asked == true {
-            upstreamBody = body
-        } else if streamOptions == nil {
-            // Add the field in front, leaving every byte the client wrote as it was.
-            let opening = body.firstIndex(of: UInt8(ascii: "{"))!
-            upstreamBody = Array(body[...opening]) + Array(#""stream_options":{"include_usage":true},"#.utf8) + Array(body[(opening + 1)...])
-        } else {
-            var rewritten = fields
-            streamOptions?["include_usage"] = true
-            rewritten["stream_options"] = streamOptions
-            guard let data = try? JSONSerialization.data(withJSONObject: rewritten) else {
-                throw APIError.badRequest("the body cannot be re-encoded")
-            }
-            upstreamBody = Array(data)
+        // The upstream gets the body as the proxy read it, re-encoded, never the client's bytes:
+        // a key the client wrote twice (or a `"stream_options": null` after ours) would be read
+        // by the upstream's parser with another value than the one metered here.
+        var forwarded = fields
+        if stream {
+            var options = streamOptions ?? [:]
+            options["include_usage"] = true
+            forwarded["stream_options"] = options
         }
+        guard let data = try? JSONSerialization.data(withJSONObject: forwarded) else {
+            throw APIError.badRequest("the body cannot be re-encoded")
+        }
+        upstreamBody = Array(data)
     }
 
     /// The usage to hold for: the estimated input and the most output.
