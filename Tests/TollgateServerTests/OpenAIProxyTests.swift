@@ -100,6 +100,20 @@ struct OpenAIProxyTests {
         }
     }
 
+    @Test("the upstream is sent the output bound the hold covers: the default when the client gave none")
+    func boundSentUpstream() async throws {
+        try await F.with(arguments: ["--openai-default-max-tokens", "40"]) { f in
+            let chat = try await f.sdk(["chat", "--stream", "--content", "prompt=2 tokens=3"])
+            #expect(chat["error"] == nil, "\(chat)")
+            let sent = try #require(try await f.upstream.log().last)
+            #expect(sent["body"]?["max_completion_tokens"] == 40, "\(sent)")
+            let bounded = try await f.sdk(["chat", "--content", "prompt=2 tokens=3", "--max-tokens", "5"])
+            #expect(bounded["error"] == nil, "\(bounded)")
+            let kept = try #require(try await f.upstream.log().last)
+            #expect(kept["body"]?["max_tokens"] == 5 && kept["body"]?["max_completion_tokens"] == nil, "\(kept)")
+        }
+    }
+
     @Test("refused before the upstream is called, in OpenAI's error format: credit (402), rate (429 with Retry-After), key (401), unpriced model (404), hostile bodies (400/413)")
     func refusedBeforeTheUpstream() async throws {
         try await F.with(credit: "0.001") { f in

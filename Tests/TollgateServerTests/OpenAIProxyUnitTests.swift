@@ -44,12 +44,35 @@ struct OpenAIProxyUnitTests {
         let chat = try Self.call(#"{"model":"m","messages":[{"role":"user","content":"12345678"}],"max_tokens":50,"n":2}"#)
         #expect(chat.estimatedInputTokens == 2 + 1 + TokenEstimate.tokensPerMessage + TokenEstimate.tokensPerReply)
         #expect(chat.maximumOutputTokens == 100)
-        #expect(try Self.call(#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":50,"max_completion_tokens":7}"#).maximumOutputTokens == 7)
+        #expect(try Self.call(#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":50,"max_completion_tokens":7}"#).maximumOutputTokens == 50)
         #expect(try Self.call(#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#, defaultMax: 33).maximumOutputTokens == 33)
         let embedding = try Self.call(#"{"model":"e","input":["abcd","abcdefgh"]}"#, .embeddings)
         #expect(embedding.estimatedInputTokens == 3 && embedding.maximumOutputTokens == 0)
         #expect(embedding.estimate.map(\.meter) == [OpenAIMeters.input])
         #expect(try Self.call(#"{"model":"m","prompt":[1,2,3,4,5]}"#, .completions).estimatedInputTokens == 5)
+    }
+
+    @Test("the upstream is bound by what the hold covers: the default bound is sent, the larger of two is held, best_of and lists of prompts multiply it")
+    func outputBound() throws {
+        let unbounded = try Self.call(#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#, defaultMax: 33)
+        #expect(try unbounded.maximumOutputTokens == 33 && Self.fields(unbounded)["max_completion_tokens"] as? Int == 33)
+        #expect(try Self.fields(unbounded)["max_tokens"] == nil)
+        let both = try Self.call(#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_completion_tokens":1,"max_tokens":100000}"#)
+        #expect(both.maximumOutputTokens == 100_000)
+        #expect(try Self.fields(both)["max_completion_tokens"] as? Int == 1 && Self.fields(both)["max_tokens"] as? Int == 100_000)
+        let onlyTokens = try Self.call(#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":9}"#)
+        #expect(try onlyTokens.maximumOutputTokens == 9 && Self.fields(onlyTokens)["max_completion_tokens"] == nil)
+
+        // Completions read only max_tokens: it is sent whenever the client did not give it.
+        let completion = try Self.call(#"{"model":"m","prompt":"x","max_completion_tokens":7}"#, .completions)
+        #expect(try completion.maximumOutputTokens == 7 && Self.fields(completion)["max_tokens"] as? Int == 7)
+        #expect(try Self.fields(try Self.call(#"{"model":"m","prompt":"x"}"#, .completions, defaultMax: 12))["max_tokens"] as? Int == 12)
+        let prompts = try Self.call(#"{"model":"m","prompt":["a","b","c"],"max_tokens":10,"n":2,"best_of":3}"#, .completions)
+        #expect(prompts.maximumOutputTokens == 10 * 3 * 3)
+        #expect(try Self.call(#"{"model":"m","prompt":[[1,2],[3]],"max_tokens":10}"#, .completions).maximumOutputTokens == 20)
+        #expect(try Self.call(#"{"model":"m","prompt":[1,2,3],"max_tokens":10,"n":4}"#, .completions).maximumOutputTokens == 40)
+        // A chat call's prompt is its messages: one answer per choice.
+        #expect(try Self.call(#"{"model":"m","messages":[{"role":"user","content":"x"},{"role":"user","content":"y"}],"max_tokens":10}"#).maximumOutputTokens == 10)
     }
 
     @Test("hostile requests are refused with a reason", arguments: [
@@ -58,9 +81,19 @@ struct OpenAIProxyUnitTests {
         #"{"model":"m","messages":[{}],"max_tokens":1.5}"#, #"{"model":"m","messages":[{}],"max_tokens":false}"#,
         #"{"model":"m","messages":[{}],"n":1000}"#, #"{"model":"m","messages":[{}],"stream":1}"#,
         #"{"model":"m","messages":[{}],"stream_options":{"include_usage":true}}"#,
+        #"{"model":"m","messages":[{}],"n":3,"best_of":2}"#, #"{"model":"m","messages":[{}],"best_of":129}"#,
+        #"{"model":"m","messages":[{}],"max_tokens":10000000,"n":128}"#,
     ])
     func hostile(_ body: String) {
         #expect(throws: APIError.self) { try Self.call(body) }
+    }
+
+    @Test("hostile completions are refused: no prompts, more output than any hold", arguments: [
+        #"{"model":"m","prompt":[]}"#, #"{"model":"m","prompt":["a","b"],"max_tokens":10000000,"n":10}"#,
+        #"{"model":"m","prompt":{"a":1}}"#,
+    ])
+    func hostileCompletion(_ body: String) {
+        #expect(throws: APIError.self) { try Self.call(body, .completions) }
     }
 
     @Test("SSE events come out as soon as their blank line is in, however the bytes are cut, byte for byte")

@@ -6,7 +6,7 @@ public struct OpenAIProxyConfiguration: Sendable {
     /// Where calls go: one upstream for every model, or a route table by model.
     public var upstreams: OpenAIUpstreamTable
     /// Output tokens held for a call that names no `max_tokens` / `max_completion_tokens`
-    /// (per choice); also what bounds such a call's estimate.
+    /// (per choice), and sent upstream as its bound, so the upstream generates no more.
     public var defaultMaxOutputTokens: Int64 = Self.defaultDefaultMaxOutputTokens
     /// A streamed call reports a batch once this many output tokens are unreported...
     public var batchTokens: Int64 = Self.defaultBatchTokens
@@ -33,6 +33,9 @@ public struct OpenAIProxyConfiguration: Sendable {
     static let maximumRequestBodySize = 8 * 1024 * 1024
     /// Largest non-streamed upstream answer the proxy reads to find its usage.
     static let maximumResponseBodySize = 64 * 1024 * 1024
+    /// Most output tokens one call may hold for (its bound times its choices and prompts):
+    /// beyond it the call is refused, as no account could be meant to hold that much.
+    static let maximumOutputTokensPerCall: Int64 = 100_000_000
     /// The bounds operators may set for `max_tokens` defaults and batch sizes.
     public static let tokenSettingRange: ClosedRange<Int64> = 1...10_000_000
 

@@ -31,8 +31,9 @@ struct ProxiedCall: Sendable {
     /// when it did not, the one the proxy asks for is kept from it.
     let clientWantsUsage: Bool
     let estimatedInputTokens: Int64
-    /// The most output tokens the call may produce: `max_completion_tokens`, else `max_tokens`,
-    /// else the operator's default, times the number of choices `n`; 0 for embeddings.
+    /// The most output tokens the call may produce: the larger of `max_completion_tokens` and
+    /// `max_tokens`, else the operator's default (then sent upstream), times the choices
+    /// generated (`best_of`, else `n`), times the prompts of a completions call; 0 for embeddings.
     let maximumOutputTokens: Int64
     /// The body the upstream gets: the client's fields as parsed here, re-encoded (one value per
     /// key); a stream's `stream_options` is the client's object with `include_usage: true`.
@@ -73,19 +74,44 @@ struct ProxiedCall: Sendable {
             }
             estimatedInputTokens = TokenEstimate.chatInput(messages: messages, tools: fields["tools"])
         case .completions, .embeddings:
-            guard input is String || input is [Any] else {
-                throw APIError.badRequest("'\(endpoint.inputField)' must be a string, a list of strings or a list of token ids")
+            guard input is String || !((input as? [Any])?.isEmpty ?? true) else {
+                throw APIError.badRequest("'\(endpoint.inputField)' must be a string, or a non-empty list of strings or token ids")
             }
             estimatedInputTokens = max(1, TokenEstimate.tokens(inJSON: input))
         }
 
+        // The upstream must be bound by what the hold covers: the forwarded body carries the
+        // bound when the client gave none the upstream reads.
+        var forwarded = fields
         if endpoint.producesOutput {
             let completionBound = try Self.positiveInteger(fields, "max_completion_tokens")
             let tokensBound = try Self.positiveInteger(fields, "max_tokens")
-            let bound = completionBound ?? tokensBound ?? defaultMaxOutputTokens
+            // Both given: an upstream may honour either, so the hold covers the larger.
+            let perChoice = [completionBound, tokensBound].compactMap { $0 }.max() ?? defaultMaxOutputTokens
+            switch endpoint {
+            case .chatCompletions where completionBound == nil && tokensBound == nil:
+                forwarded["max_completion_tokens"] = perChoice
+            case .completions where tokensBound == nil:
+                // The completions API reads no other bound.
+                forwarded["max_tokens"] = perChoice
+            default: break
+            }
             let choices = try Self.positiveInteger(fields, "n") ?? 1
-            guard choices <= 128 else { throw APIError.badRequest("'n' is at most 128") }
-            maximumOutputTokens = bound * choices
+            let candidates = try Self.positiveInteger(fields, "best_of")
+            guard choices <= Self.maximumChoices, (candidates ?? choices) <= Self.maximumChoices else {
+                throw APIError.badRequest("'n' and 'best_of' are at most \(Self.maximumChoices)")
+            }
+            // `best_of` candidates are generated (and billed upstream), `n` of them returned.
+            if let candidates, candidates < choices { throw APIError.badRequest("'best_of' must be at least 'n'") }
+            let generated = candidates ?? choices
+            // A list of prompts is answered prompt by prompt.
+            let prompts = endpoint == .completions ? Self.promptCount(input) : 1
+            let (perPrompt, overflowed) = perChoice.multipliedReportingOverflow(by: generated)
+            let (total, overflowedAgain) = perPrompt.multipliedReportingOverflow(by: prompts)
+            guard !overflowed, !overflowedAgain, total <= OpenAIProxyConfiguration.maximumOutputTokensPerCall else {
+                throw APIError.badRequest("the call may produce more than \(OpenAIProxyConfiguration.maximumOutputTokensPerCall) output tokens (the bound times 'n' or 'best_of' times the prompts)")
+            }
+            maximumOutputTokens = total
         } else {
             maximumOutputTokens = 0
         }
@@ -101,7 +127,6 @@ struct ProxiedCall: Sendable {
         // The upstream gets the body as the proxy read it, re-encoded, never the client's bytes:
         // a key the client wrote twice (or a `"stream_options": null` after ours) would be read
         // by the upstream's parser with another value than the one metered here.
-        var forwarded = fields
         if stream {
             var options = streamOptions ?? [:]
             options["include_usage"] = true
@@ -122,6 +147,16 @@ struct ProxiedCall: Sendable {
     /// which casts to `Bool` too, so the type tells them apart.
     static func isBoolean(_ value: Any) -> Bool {
         value is Bool && type(of: value) != NSNumber.self
+    }
+
+    /// Most choices (`n`, `best_of`) a call may ask for.
+    static let maximumChoices: Int64 = 128
+
+    /// Prompts a completions call answers: one per element of a list of prompts (strings or
+    /// token arrays), one for a string or a single token array.
+    private static func promptCount(_ prompt: Any) -> Int64 {
+        guard let prompts = prompt as? [Any], !prompts.allSatisfy({ $0 is Int }) else { return 1 }
+        return Int64(prompts.count)
     }
 
     private static func positiveInteger(_ fields: [String: Any], _ name: String) throws(APIError) -> Int64? {

@@ -11,7 +11,7 @@ struct OpenAIProxyOptions: ParsableArguments {
     var openaiUpstreamKeyFile: String?
     @Option(help: "JSON route table sending models to other upstreams (TOLLGATE_OPENAI_ROUTES); see docs/PROXY.md.")
     var openaiRoutes: String?
-    @Option(help: "Output tokens held per choice for a call without max_tokens (default \(OpenAIProxyConfiguration.defaultDefaultMaxOutputTokens); TOLLGATE_OPENAI_DEFAULT_MAX_TOKENS).")
+    @Option(help: "Output tokens held per choice for a call without max_tokens, and sent upstream as its bound (default \(OpenAIProxyConfiguration.defaultDefaultMaxOutputTokens); TOLLGATE_OPENAI_DEFAULT_MAX_TOKENS).")
     var openaiDefaultMaxTokens: Int64?
     @Option(help: "A streamed call reports a batch every this many output tokens (default \(OpenAIProxyConfiguration.defaultBatchTokens); TOLLGATE_OPENAI_BATCH_TOKENS)...")
     var openaiBatchTokens: Int64?
