@@ -7,8 +7,8 @@ import Testing
 /// batches, estimates and the route table.
 @Suite("OpenAI proxy: requests, SSE, batches, estimates")
 struct OpenAIProxyUnitTests {
-    static func call(_ json: String, _ endpoint: OpenAIEndpoint = .chatCompletions, defaultMax: Int64 = 100) throws -> ProxiedCall {
-        try ProxiedCall(endpoint: endpoint, body: Array(json.utf8), defaultMaxOutputTokens: defaultMax)
+    static func call(_ json: String, _ endpoint: OpenAIEndpoint = .chatCompletions, defaultMax: Int64 = 100, imageTokens: Int64 = 1000) throws -> ProxiedCall {
+        try ProxiedCall(endpoint: endpoint, body: Array(json.utf8), defaultMaxOutputTokens: defaultMax, imageTokens: imageTokens)
     }
 
     static func fields(_ call: ProxiedCall) throws -> [String: Any] {
@@ -42,14 +42,39 @@ struct OpenAIProxyUnitTests {
     @Test("the estimate: input from the messages, output bounded by max_completion_tokens, max_tokens or the default, times n")
     func estimate() throws {
         let chat = try Self.call(#"{"model":"m","messages":[{"role":"user","content":"12345678"}],"max_tokens":50,"n":2}"#)
-        #expect(chat.estimatedInputTokens == 2 + 1 + TokenEstimate.tokensPerMessage + TokenEstimate.tokensPerReply)
+        // The UTF-8 bytes of every key and string: model, m, messages, role, user, content, the text, max_tokens, n.
+        #expect(chat.estimatedInputTokens == 5 + 1 + 8 + 4 + 4 + 7 + 8 + 10 + 1)
         #expect(chat.maximumOutputTokens == 100)
         #expect(try Self.call(#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":50,"max_completion_tokens":7}"#).maximumOutputTokens == 50)
         #expect(try Self.call(#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#, defaultMax: 33).maximumOutputTokens == 33)
         let embedding = try Self.call(#"{"model":"e","input":["abcd","abcdefgh"]}"#, .embeddings)
-        #expect(embedding.estimatedInputTokens == 3 && embedding.maximumOutputTokens == 0)
+        #expect(embedding.estimatedInputTokens == 5 + 1 + 5 + 4 + 8 && embedding.maximumOutputTokens == 0)
         #expect(embedding.estimate.map(\.meter) == [OpenAIMeters.input])
-        #expect(try Self.call(#"{"model":"m","prompt":[1,2,3,4,5]}"#, .completions).estimatedInputTokens == 5)
+        // One token per id of a token array.
+        #expect(try Self.call(#"{"model":"m","prompt":[1,2,3,4,5]}"#, .completions).estimatedInputTokens == 5 + 1 + 6 + 5)
+    }
+
+    @Test("the input estimate is an upper bound: UTF-8 bytes of all the request says (functions, response_format, tools too), an allowance per image instead of its URL")
+    func inputEstimate() throws {
+        let message = #"{"role":"user","content":"hi"}"#
+        let plain = try Self.call(#"{"model":"m","messages":[\#(message)]}"#).estimatedInputTokens
+        // Text in no Latin script: 3 bytes a character, and a BPE token may be one byte.
+        let cjk = try Self.call(#"{"model":"m","messages":[{"role":"user","content":"漢字漢字"}]}"#).estimatedInputTokens
+        #expect(cjk == plain - 2 + 12)
+        let schema = String(repeating: "x", count: 400)
+        for extra in [#""functions":[{"name":"f","description":"\#(schema)"}]"#,
+                      #""response_format":{"type":"json_schema","json_schema":{"name":"\#(schema)"}}"#,
+                      #""tools":[{"type":"function","function":{"name":"\#(schema)"}}]"#] {
+            let call = try Self.call(#"{"model":"m","messages":[\#(message)],\#(extra)}"#)
+            #expect(call.estimatedInputTokens >= plain + 400, "\(extra): \(call.estimatedInputTokens)")
+        }
+        let image = String(repeating: "A", count: 100_000)
+        let withImage = try Self.call(#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"hi"},{"type":"image_url","image_url":{"url":"data:image/png;base64,\#(image)","detail":"high"}}]}]}"#,
+                                      imageTokens: 777)
+        #expect(withImage.estimatedInputTokens > 777 && withImage.estimatedInputTokens < 1000, "\(withImage.estimatedInputTokens)")
+        // Text hidden beside an image's URL still counts.
+        let hidden = try Self.call(#"{"model":"m","messages":[{"role":"user","type":"image_url","image_url":{"url":"u"},"content":"\#(schema)"}]}"#)
+        #expect(hidden.estimatedInputTokens >= 400 + 1000)
     }
 
     @Test("the upstream is bound by what the hold covers: the default bound is sent, the larger of two is held, best_of and lists of prompts multiply it")

@@ -8,6 +8,10 @@ public struct OpenAIProxyConfiguration: Sendable {
     /// Output tokens held for a call that names no `max_tokens` / `max_completion_tokens`
     /// (per choice), and sent upstream as its bound, so the upstream generates no more.
     public var defaultMaxOutputTokens: Int64 = Self.defaultDefaultMaxOutputTokens
+    /// Input tokens held (and charged, when the upstream reports no usage) per image part of a
+    /// request; the default covers the dearest image OpenAI counts (a high-detail image on
+    /// gpt-4o-mini: 2,833 + 6 tiles of 5,667 tokens).
+    public var imageTokens: Int64 = Self.defaultImageTokens
     /// A streamed call reports a batch once this many output tokens are unreported...
     public var batchTokens: Int64 = Self.defaultBatchTokens
     /// ...or once this long has passed since the last report with any unreported.
@@ -25,6 +29,7 @@ public struct OpenAIProxyConfiguration: Sendable {
     public var streamCost = false
 
     public static let defaultDefaultMaxOutputTokens: Int64 = 1024
+    public static let defaultImageTokens: Int64 = 40_000
     public static let defaultBatchTokens: Int64 = 32
     public static let defaultBatchInterval: Duration = .milliseconds(250)
     public static let defaultHoldTTL: Duration = .seconds(15 * 60)

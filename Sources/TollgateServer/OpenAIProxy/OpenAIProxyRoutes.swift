@@ -73,7 +73,8 @@ struct OpenAIProxyRoutes: Sendable {
         let call: ProxiedCall
         do {
             call = try ProxiedCall(endpoint: endpoint, body: Array(body.readableBytesView),
-                                   defaultMaxOutputTokens: configuration.defaultMaxOutputTokens)
+                                   defaultMaxOutputTokens: configuration.defaultMaxOutputTokens,
+                                   imageTokens: configuration.imageTokens)
         } catch {
             metrics.recordCall(endpoint, .invalid)
             throw error

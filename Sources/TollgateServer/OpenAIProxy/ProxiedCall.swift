@@ -41,7 +41,7 @@ struct ProxiedCall: Sendable {
 
     /// Reads a request body; a 400 `invalid_request` for anything that is not a call this
     /// proxy can meter.
-    init(endpoint: OpenAIEndpoint, body: [UInt8], defaultMaxOutputTokens: Int64) throws(APIError) {
+    init(endpoint: OpenAIEndpoint, body: [UInt8], defaultMaxOutputTokens: Int64, imageTokens: Int64) throws(APIError) {
         guard let parsed = try? JSONSerialization.jsonObject(with: Data(body)), let fields = parsed as? [String: Any] else {
             throw APIError.badRequest("the body must be a JSON object")
         }
@@ -72,13 +72,14 @@ struct ProxiedCall: Sendable {
             guard let messages = input as? [Any], !messages.isEmpty, messages.allSatisfy({ $0 is [String: Any] }) else {
                 throw APIError.badRequest("'messages' must be a non-empty list of message objects")
             }
-            estimatedInputTokens = TokenEstimate.chatInput(messages: messages, tools: fields["tools"])
         case .completions, .embeddings:
             guard input is String || !((input as? [Any])?.isEmpty ?? true) else {
                 throw APIError.badRequest("'\(endpoint.inputField)' must be a string, or a non-empty list of strings or token ids")
             }
-            estimatedInputTokens = max(1, TokenEstimate.tokens(inJSON: input))
         }
+        // Over the whole request: the model reads tools, functions, response_format and
+        // instructions beside the messages.
+        estimatedInputTokens = max(1, TokenEstimate.input(of: fields, imageTokens: imageTokens))
 
         // The upstream must be bound by what the hold covers: the forwarded body carries the
         // bound when the client gave none the upstream reads.
