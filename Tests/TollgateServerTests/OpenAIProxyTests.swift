@@ -114,6 +114,25 @@ struct OpenAIProxyTests {
         }
     }
 
+    @Test("unknown keys on the proxy's routes count as guesses: after 100 from one address, 429 without a look-up, even for a good key")
+    func guessedKeys() async throws {
+        try await F.with { f in
+            let body = Array(#"{"model":"m","max_tokens":2,"messages":[{"role":"user","content":"tokens=1"}]}"#.utf8)
+            func call(_ key: String) async throws -> TestHTTPResponse {
+                try await f.server.http.send("POST", "/openai/v1/chat/completions",
+                                             headers: [("Authorization", "Bearer \(key)"), ("Content-Type", "application/json")], body: body)
+            }
+            for n in 0..<100 {
+                let answer = try await call("tgk_guess_\(n)")
+                #expect(answer.status == 401 && answer.value["error"]?["code"] == "unknown_key", "\(answer)")
+            }
+            let blocked = try await call("tgk_guess_x")
+            #expect(blocked.status == 429 && blocked.errorCode == "too_many_attempts", "\(blocked)")
+            #expect(try await call(f.key.secret).status == 429)
+            #expect(try await f.upstream.log().isEmpty, "a guessed key reached the upstream")
+        }
+    }
+
     @Test("refused before the upstream is called, in OpenAI's error format: credit (402), rate (429 with Retry-After), key (401), unpriced model (404), hostile bodies (400/413)")
     func refusedBeforeTheUpstream() async throws {
         try await F.with(credit: "0.001") { f in

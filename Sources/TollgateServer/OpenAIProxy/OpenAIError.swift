@@ -90,6 +90,9 @@ struct OpenAIError: HTTPResponseError, Sendable {
     /// 402, which HTTPTypes names not.
     static let paymentRequired = HTTPResponse.Status(code: 402, reasonPhrase: "Payment Required")
 
+    /// The codes of a 401 for a key that is no active key (the token-guessing limiter counts them).
+    static let unknownKeyCodes: Set<String> = [DenialReason.unknownKey.rawValue, DenialReason.keyRevoked.rawValue]
+
     static let missingKey = OpenAIError(APIError(.unauthorized, "missing_api_key",
                                                  "give your Tollgate API key (tgk_...) as the bearer token", headers: [.wwwAuthenticate: "Bearer"]))
     static func upstreamUnreachable(_ detail: String) -> OpenAIError {
