@@ -133,6 +133,27 @@ struct OpenAIProxyTests {
         }
     }
 
+    @Test("the upstream's errors reach the client in the proxy's words: its status, type and code, never its message or host")
+    func upstreamErrorsInOwnWords() async throws {
+        try await F.with { f in
+            for arguments in [["chat"], ["chat", "--stream"], ["completion"]] {
+                let limited = try await f.sdk(arguments + ["--content", "fail=429 tokens=3"])
+                let error = try #require(limited["error"], "\(arguments): \(limited)")
+                #expect(error["status"] == 429 && error["class"] == "RateLimitError", "\(arguments): \(limited)")
+                #expect(error["code"] == "rate_limit_exceeded" && error["type"] == "tokens", "\(arguments): \(limited)")
+                #expect(error["message"]?.string?.contains("org-") == false && error["message"]?.string?.contains("30000") == false,
+                        "\(arguments): the upstream's message reached the client: \(limited)")
+            }
+            #expect(try await f.spentMicros(from: "10") == 0)
+            f.upstream.process.signal(SIGKILL)
+            _ = try await f.upstream.process.waitForExit()
+            let gone = try await f.sdk(["chat", "--content", "tokens=3"])
+            #expect(gone["error"]?["status"] == 502 && gone["error"]?["code"] == "upstream_unavailable", "\(gone)")
+            #expect(gone["error"]?["message"]?.string?.contains("127.0.0.1") == false, "the upstream's address reached the client: \(gone)")
+            #expect(try await f.spentMicros(from: "10") == 0)
+        }
+    }
+
     @Test("refused before the upstream is called, in OpenAI's error format: credit (402), rate (429 with Retry-After), key (401), unpriced model (404), hostile bodies (400/413)")
     func refusedBeforeTheUpstream() async throws {
         try await F.with(credit: "0.001") { f in

@@ -10,15 +10,19 @@ import TollgateCore
 /// `insufficient_credit`), `type` OpenAI's class of error.
 struct OpenAIError: HTTPResponseError, Sendable {
     var error: APIError
+    /// OpenAI's class of error when it is not the status's own (the upstream's `type`).
+    var declaredType: String?
 
-    init(_ error: APIError) {
+    init(_ error: APIError, type: String? = nil) {
         self.error = error
+        self.declaredType = type
     }
 
     var status: HTTPResponse.Status { error.status }
 
-    /// OpenAI's error class for a status.
+    /// OpenAI's error class: the one declared, else the status's.
     var type: String {
+        if let declaredType { return declaredType }
         switch error.status.code {
         case 401: return "authentication_error"
         case 402: return "insufficient_quota"
@@ -95,8 +99,31 @@ struct OpenAIError: HTTPResponseError, Sendable {
 
     static let missingKey = OpenAIError(APIError(.unauthorized, "missing_api_key",
                                                  "give your Tollgate API key (tgk_...) as the bearer token", headers: [.wwwAuthenticate: "Bearer"]))
-    static func upstreamUnreachable(_ detail: String) -> OpenAIError {
-        OpenAIError(APIError(.badGateway, "upstream_unavailable", "the upstream could not be reached: \(detail)"))
+    /// The connection failed: why is the proxy's log's to say (it names the upstream's host).
+    static let upstreamUnreachable = OpenAIError(APIError(.badGateway, "upstream_unavailable", "the upstream could not be reached"))
+
+    /// An error status of the upstream, in the proxy's own words: its body can name the
+    /// operator's organization, limits or hosts, so only its `type` and `code` are kept, and
+    /// only when they are plain tokens (SDKs and clients tell a rate limit from a bad parameter
+    /// by them). `Retry-After`, a number of seconds, is kept too.
+    static func upstreamAnswered(status: Int, body: [UInt8], retryAfter: String?) -> OpenAIError {
+        let detail = ((try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any])?["error"] as? [String: Any]
+        let type = (detail?["type"] as? String).flatMap(Self.plainToken)
+        let code = (detail?["code"] as? String).flatMap(Self.plainToken)
+        var headers: HTTPFields = [:]
+        if let retryAfter, let seconds = Int(retryAfter), (0...86_400).contains(seconds) { headers[.retryAfter] = String(seconds) }
+        let message = "the upstream answered \(status)" + (code.map { " " + $0 } ?? "")
+        return OpenAIError(APIError(HTTPResponse.Status(code: status), code ?? "upstream_error", message, headers: headers), type: type)
+    }
+
+    /// `text` when it is a short token of lowercase letters, digits and underscores (OpenAI's
+    /// codes and types: `rate_limit_exceeded`, `tokens`), which can carry no identifier such as
+    /// `org-...`; nil otherwise.
+    private static func plainToken(_ text: String) -> String? {
+        guard (1...64).contains(text.utf8.count),
+              text.utf8.allSatisfy({ (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || $0 == UInt8(ascii: "_") })
+        else { return nil }
+        return text
     }
     static let upstreamTimedOut = OpenAIError(APIError(.gatewayTimeout, "upstream_timeout", "the upstream did not answer in time"))
     static let upstreamBroken = OpenAIError(APIError(.badGateway, "upstream_stream_broken", "the upstream's stream ended before its answer was complete"))

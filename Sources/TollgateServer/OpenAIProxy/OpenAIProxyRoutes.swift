@@ -34,13 +34,14 @@ struct OpenAIProxyRoutes: Sendable {
                 try await Self.inOpenAIShape { try await call(endpoint, request, logger: context.logger) }
             }
         }
-        router.get(RouterPath(Self.prefix + "/models")) { request, _ in
-            try await Self.inOpenAIShape { try await models(request, path: "/models") }
+        router.get(RouterPath(Self.prefix + "/models")) { request, context in
+            try await Self.inOpenAIShape { try await models(request, path: "/models", logger: context.logger) }
         }
         router.get(RouterPath(Self.prefix + "/models/:model")) { request, context in
             let model = context.parameters.get("model") ?? ""
             return try await Self.inOpenAIShape {
-                try await models(request, path: "/models/" + (model.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? ""))
+                try await models(request, path: "/models/" + (model.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? ""),
+                                 logger: context.logger)
             }
         }
     }
@@ -96,17 +97,15 @@ struct OpenAIProxyRoutes: Sendable {
                                                    streaming: call.stream)
         } catch {
             await settleFailure(call, hold, deliveredOutput: 0, reportedOutput: 0, logger: logger)
-            throw error.answer
+            throw Self.logged(error, logger: logger)
         }
         metrics.recordUpstreamLatency(since: sent)
 
         guard response.status == .ok else {
-            // The upstream's own error, relayed as it wrote it; nothing was generated.
-            let answer = try? await response.body.collect(upTo: OpenAIProxyConfiguration.maximumResponseBodySize)
+            // The upstream's own error; nothing was generated.
+            let refusal = await Self.upstreamRefusal(response, logger: logger)
             await settleFailure(call, hold, deliveredOutput: 0, reportedOutput: 0, logger: logger)
-            return Response(status: HTTPResponse.Status(code: Int(response.status.code)),
-                            headers: [.contentType: response.headers.first(name: "Content-Type") ?? "application/json"],
-                            body: .init(byteBuffer: answer ?? ByteBuffer()))
+            throw refusal
         }
         if call.stream {
             return streamed(call, hold, response, request: request, logger: logger)
@@ -121,7 +120,7 @@ struct OpenAIProxyRoutes: Sendable {
             answer = try await response.body.collect(upTo: OpenAIProxyConfiguration.maximumResponseBodySize)
         } catch {
             await settleFailure(call, hold, deliveredOutput: 0, reportedOutput: 0, logger: logger)
-            throw UpstreamFailure(error).answer
+            throw Self.logged(UpstreamFailure(error), logger: logger)
         }
         let fields = (try? JSONSerialization.jsonObject(with: Data(answer.readableBytesView))) as? [String: Any] ?? [:]
         let usage = UpstreamUsage(fields["usage"])
@@ -286,6 +285,26 @@ struct OpenAIProxyRoutes: Sendable {
         }
     }
 
+    /// The client's answer to an upstream error status: the upstream's body goes to the log
+    /// only (it may name the operator's organization and limits).
+    private static func upstreamRefusal(_ response: HTTPClientResponse, logger: Logger) async -> OpenAIError {
+        let body = (try? await response.body.collect(upTo: maximumLoggedErrorBody)) ?? ByteBuffer()
+        let status = Int(response.status.code)
+        logger.warning("OpenAI proxy: the upstream answered an error",
+                       metadata: ["status": "\(status)", "body": "\(String(decoding: body.readableBytesView, as: UTF8.self))"])
+        return OpenAIError.upstreamAnswered(status: status, body: Array(body.readableBytesView),
+                                            retryAfter: response.headers.first(name: "Retry-After"))
+    }
+
+    /// Largest upstream error body read (and logged); OpenAI's are a few hundred bytes.
+    static let maximumLoggedErrorBody = 64 * 1024
+
+    /// The client's answer to a failed upstream call, its cause logged (it names the upstream's host).
+    private static func logged(_ failure: UpstreamFailure, logger: Logger) -> OpenAIError {
+        logger.warning("OpenAI proxy: the upstream call failed", metadata: ["error": "\(failure.description)"])
+        return failure.answer
+    }
+
     /// The running cost as an SSE comment, which SSE clients skip: `: tollgate-cost 0.000123`.
     static func costComment(_ charged: Money) -> [UInt8] {
         Array(": tollgate-cost \(charged)\n\n".utf8)
@@ -294,7 +313,7 @@ struct OpenAIProxyRoutes: Sendable {
     // MARK: Models
 
     /// `GET /models` (and one model): the upstream's answer, for a caller with an active key.
-    private func models(_ request: Request, path: String) async throws -> Response {
+    private func models(_ request: Request, path: String, logger: Logger) async throws -> Response {
         guard let key = Authenticator.bearer(request.headers[.authorization]) else { throw OpenAIError.missingKey }
         guard try await engine.activeKey(secret: key) != nil else {
             throw OpenAIError(APIError(.unauthorized, DenialReason.unknownKey.rawValue, DenialReason.unknownKey.explanation))
@@ -304,15 +323,16 @@ struct OpenAIProxyRoutes: Sendable {
         do {
             response = try await proxy.client.send(.GET, upstream.url(path), key: upstream.apiKey, body: nil, streaming: false)
         } catch {
-            throw error.answer
+            throw Self.logged(error, logger: logger)
         }
+        guard response.status == .ok else { throw await Self.upstreamRefusal(response, logger: logger) }
         let body: ByteBuffer
         do {
             body = try await response.body.collect(upTo: OpenAIProxyConfiguration.maximumResponseBodySize)
         } catch {
-            throw UpstreamFailure(error).answer
+            throw Self.logged(UpstreamFailure(error), logger: logger)
         }
-        return Response(status: HTTPResponse.Status(code: Int(response.status.code)),
+        return Response(status: .ok,
                         headers: [.contentType: response.headers.first(name: "Content-Type") ?? "application/json"],
                         body: .init(byteBuffer: body))
     }
