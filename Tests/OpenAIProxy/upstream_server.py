@@ -14,6 +14,7 @@ The last user message (or the prompt, or the embedding input) may carry directiv
   fail=hang       never answer (the proxy's upstream timeout ends it)
   fail=drop:K     stream K chunks, then close the connection mid-answer
   fail=stall:K    stream K chunks, then say nothing more (keeps the connection open)
+  fail=error:K    stream K chunks, then an error event naming the organization
   usage=none      send no usage (not even when asked for)
 
 Each chunk's content is " tok" (4 characters: one token by the proxy's estimate).
@@ -152,6 +153,14 @@ class Handler(BaseHTTPRequestHandler):
                 chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
             for i in range(tokens):
                 if stop_after is not None and i == stop_after:
+                    if fail.startswith("error"):
+                        # An error event mid-stream, as OpenAI words one (naming the organization).
+                        self.send_event(json.dumps({"error": {"message": f"Rate limit reached in organization {ORGANIZATION}",
+                                                              "type": "tokens", "param": None, "code": "rate_limit_exceeded"}}))
+                        self.wfile.write(b"0\r\n\r\n")
+                        self.wfile.flush()
+                        entry["finished"] = True
+                        return
                     if fail.startswith("drop"):
                         entry["finished"] = True
                         # A clean close (FIN after the chunks sent), then wait for the proxy to

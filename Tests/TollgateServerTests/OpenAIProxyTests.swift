@@ -145,12 +145,17 @@ struct OpenAIProxyTests {
                         "\(arguments): the upstream's message reached the client: \(limited)")
             }
             #expect(try await f.spentMicros(from: "10") == 0)
+            let failedMidStream = try await f.sdk(["chat", "--stream", "--content", "tokens=10 fail=error:2"])
+            #expect(failedMidStream["chunks"] == 2 && failedMidStream["error"]?["code"] == "rate_limit_exceeded", "\(failedMidStream)")
+            #expect(failedMidStream["error"]?["message"]?.string?.contains("org-") == false, "the upstream's error event reached the client: \(failedMidStream)")
+            // The 2 output tokens delivered are paid for.
+            #expect(try await f.spentMicros(from: "10") == 2 * F.outputMicros)
             f.upstream.process.signal(SIGKILL)
             _ = try await f.upstream.process.waitForExit()
             let gone = try await f.sdk(["chat", "--content", "tokens=3"])
             #expect(gone["error"]?["status"] == 502 && gone["error"]?["code"] == "upstream_unavailable", "\(gone)")
             #expect(gone["error"]?["message"]?.string?.contains("127.0.0.1") == false, "the upstream's address reached the client: \(gone)")
-            #expect(try await f.spentMicros(from: "10") == 0)
+            #expect(try await f.spentMicros(from: "10") == 2 * F.outputMicros)
         }
     }
 

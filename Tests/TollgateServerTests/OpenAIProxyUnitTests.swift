@@ -162,7 +162,8 @@ struct OpenAIProxyUnitTests {
         // The exact count is the settle's to charge: the answer is complete.
         #expect(usage.batch == nil && meter.usage == UpstreamUsage(inputTokens: 9, outputTokens: 12) && meter.outputTokens == 12)
         #expect(meter.receive(SSEEvent(raw: [], data: "[DONE]"), at: start).done)
-        #expect(meter.receive(SSEEvent(raw: [], data: #"{"error":{"message":"x"}}"#), at: start).upstreamError)
+        let failure = meter.receive(SSEEvent(raw: [], data: #"{"error":{"message":"x"}}"#), at: start)
+        #expect(failure.upstreamError && !failure.relay, "the upstream's error event is told in the proxy's words, not relayed")
         #expect(meter.receive(SSEEvent(raw: [], data: "not json"), at: start) == StreamMeter.Step())
     }
 

@@ -107,13 +107,24 @@ struct OpenAIError: HTTPResponseError, Sendable {
     /// only when they are plain tokens (SDKs and clients tell a rate limit from a bad parameter
     /// by them). `Retry-After`, a number of seconds, is kept too.
     static func upstreamAnswered(status: Int, body: [UInt8], retryAfter: String?) -> OpenAIError {
-        let detail = ((try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any])?["error"] as? [String: Any]
-        let type = (detail?["type"] as? String).flatMap(Self.plainToken)
-        let code = (detail?["code"] as? String).flatMap(Self.plainToken)
+        let (type, code) = plainTypeAndCode(body)
         var headers: HTTPFields = [:]
         if let retryAfter, let seconds = Int(retryAfter), (0...86_400).contains(seconds) { headers[.retryAfter] = String(seconds) }
         let message = "the upstream answered \(status)" + (code.map { " " + $0 } ?? "")
         return OpenAIError(APIError(HTTPResponse.Status(code: status), code ?? "upstream_error", message, headers: headers), type: type)
+    }
+
+    /// An error event in the upstream's stream, in the proxy's words as `upstreamAnswered`.
+    static func upstreamStreamError(_ data: String) -> OpenAIError {
+        let (type, code) = plainTypeAndCode(Array(data.utf8))
+        let message = "the upstream's stream ended with an error" + (code.map { " " + $0 } ?? "")
+        return OpenAIError(APIError(.badGateway, code ?? "upstream_error", message), type: type)
+    }
+
+    /// The `type` and `code` of an OpenAI error body (`{"error": {...}}`), each when a plain token.
+    private static func plainTypeAndCode(_ body: [UInt8]) -> (type: String?, code: String?) {
+        let detail = ((try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any])?["error"] as? [String: Any]
+        return ((detail?["type"] as? String).flatMap(plainToken), (detail?["code"] as? String).flatMap(plainToken))
     }
 
     /// `text` when it is a short token of lowercase letters, digits and underscores (OpenAI's

@@ -277,7 +277,7 @@ struct OpenAIProxyRoutes: Sendable {
                     progress.delivered()
                 }
                 if step.upstreamError {
-                    try await out.write(pending)
+                    try await out.write(pending + OpenAIError.upstreamStreamError(event.data ?? "").streamEvent)
                     return .upstreamFailed
                 }
             }
