@@ -170,7 +170,7 @@ struct OpenAIProxyRoutes: Sendable {
                 // The client closing its connection cancels the relay (and so the upstream
                 // request) at once, rather than at the next write.
                 ending = try await request.body.consumeWithCancellationOnInboundClose { _ in
-                    try await relay(call, hold, response, progress, out)
+                    try await relay(call, hold, response, progress, out, logger: logger)
                 }
             } catch {
                 ending = nil
@@ -216,7 +216,8 @@ struct OpenAIProxyRoutes: Sendable {
     /// Relays the upstream's events until its answer ends, a batch is refused, or it fails.
     /// Throws when the client is gone (a write failed, or the task was cancelled).
     private func relay(
-        _ call: ProxiedCall, _ hold: MeteredHold, _ response: HTTPClientResponse, _ progress: StreamProgress, _ out: StreamWriter
+        _ call: ProxiedCall, _ hold: MeteredHold, _ response: HTTPClientResponse, _ progress: StreamProgress, _ out: StreamWriter,
+        logger: Logger
     ) async throws -> StreamEnding {
         var reader = SSEEventReader()
         var iterator = response.body.makeAsyncIterator()
@@ -277,6 +278,7 @@ struct OpenAIProxyRoutes: Sendable {
                     progress.delivered()
                 }
                 if step.upstreamError {
+                    logger.warning("OpenAI proxy: the upstream's stream ended with an error", metadata: ["event": "\(event.data ?? "")"])
                     try await out.write(pending + OpenAIError.upstreamStreamError(event.data ?? "").streamEvent)
                     return .upstreamFailed
                 }
