@@ -262,6 +262,22 @@ struct OpenAIProxyTests {
         }
     }
 
+    @Test("a client that leaves before the answer's head is written: the hold is settled at once, charging the input")
+    func clientGoneBeforeTheHead() async throws {
+        try await F.with(arguments: ["--openai-hold-ttl", "15m"]) { f in
+            let gone = try await f.sdk(["abandon", "--content", "prompt=3 tokens=5 first_ms=1500", "--abandon-after", "0.3"])
+            #expect(gone["abandoned"] == true, "\(gone)")
+            _ = try await f.upstream.lastRequest { $0["finished"] == true || $0["aborted"] == true }
+            // Settled well before the hold's 15-minute TTL (settledAccount waits up to 60 s).
+            let account = try await f.settledAccount()
+            #expect(account["held"] == "0", "\(account)")
+            let input = try await f.ledgerQuantity("tokens.input")
+            let output = try await f.ledgerQuantity("tokens.output")
+            #expect(input >= 1 && output == 0, "charged \(input) input and \(output) output tokens")
+            try await f.expectCleanBooks()
+        }
+    }
+
     @Test("an upstream 500, a timeout and a dropped stream release the hold (or charge input only, as the operator sets)")
     func upstreamFailures() async throws {
         try await F.with(arguments: ["--openai-upstream-timeout", "2s"]) { f in

@@ -160,7 +160,14 @@ struct OpenAIProxyRoutes: Sendable {
     /// A streamed call: the upstream's events relayed as they come, batches reported as they
     /// fill, the stream cut at the first refused batch; then the settle.
     private func streamed(_ call: ProxiedCall, _ hold: MeteredHold, _ response: HTTPClientResponse, request: Request, logger: Logger) -> Response {
+        let unstarted = UnstartedStreamSettlement { [self] in
+            // The upstream's head had arrived: the input is charged, as for any client gone.
+            await hold.settle(input: call.estimatedInputTokens, output: 0, reportedOutput: 0, logger: logger)
+            metrics.recordTokens(input: call.estimatedInputTokens, output: 0)
+            metrics.recordCall(call.endpoint, .clientGone)
+        }
         return Response(status: .ok, headers: EventStreamHeaders.fields, body: ResponseBody { writer in
+            unstarted.started()
             let progress = StreamProgress(StreamMeter(
                 batchTokens: configuration.batchTokens, batchInterval: configuration.batchInterval,
                 clientWantsUsage: call.clientWantsUsage, start: .now))
@@ -337,6 +344,25 @@ struct OpenAIProxyRoutes: Sendable {
         return Response(status: .ok,
                         headers: [.contentType: response.headers.first(name: "Content-Type") ?? "application/json"],
                         body: .init(byteBuffer: body))
+    }
+}
+
+/// Settles a stream whose body never started: a client that left before the response's head
+/// was written makes Hummingbird drop the response unwritten, and the body, which settles every
+/// other way out, never runs. Settles when the response is dropped (its last reference gone).
+private final class UnstartedStreamSettlement: Sendable {
+    private let hasStarted = Mutex(false)
+    private let settle: @Sendable () async -> Void
+
+    init(settle: @escaping @Sendable () async -> Void) { self.settle = settle }
+
+    /// The body runs: it settles from here on.
+    func started() { hasStarted.withLock { $0 = true } }
+
+    deinit {
+        guard !hasStarted.withLock({ $0 }) else { return }
+        let settle = self.settle
+        Task { await settle() }
     }
 }
 
