@@ -5,7 +5,7 @@ tests (OpenAIProxyTests) start the servers, run this and check the books.
 
   client.py --base-url http://127.0.0.1:PORT/openai/v1 --key tgk_... chat --stream --content "tokens=5"
 """
-import argparse, asyncio, http.client, json, sys, time
+import argparse, asyncio, http.client, json, socket, struct, sys, time
 from urllib.parse import urlsplit
 
 import openai
@@ -59,16 +59,32 @@ def chat(args):
 
 
 def raw_stream(args):
-    """The stream's bytes as the wire has them (to see the cost comments an SDK skips)."""
-    body = {"model": args.model, "messages": [{"role": "user", "content": args.content}], "stream": True}
+    """The stream's bytes as the wire has them (to see the cost comments an SDK skips); the body
+    is `--raw-body` as written when given (to send what an SDK would not)."""
+    body = args.raw_body or json.dumps({"model": args.model, "messages": [{"role": "user", "content": args.content}], "stream": True})
     url = urlsplit(args.base_url)
     connection = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
-    connection.request("POST", url.path + "/chat/completions", body=json.dumps(body),
+    connection.request("POST", url.path + "/chat/completions", body=body,
                        headers={"Authorization": f"Bearer {args.key}", "Content-Type": "application/json"})
     response = connection.getresponse()
     text = response.read().decode()
     connection.close()
     return {"status": response.status, "text": text}
+
+
+def abandon(args):
+    """Sends a streamed chat and closes the connection before the answer's head comes (the
+    upstream delays it with first_ms)."""
+    body = json.dumps({"model": args.model, "messages": [{"role": "user", "content": args.content}], "stream": True, "max_tokens": 10})
+    url = urlsplit(args.base_url)
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+    connection.request("POST", url.path + "/chat/completions", body=body,
+                       headers={"Authorization": f"Bearer {args.key}", "Content-Type": "application/json"})
+    time.sleep(args.abandon_after)
+    # A reset, not a close: the proxy's side of the connection is gone at once.
+    connection.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    connection.close()
+    return {"abandoned": True}
 
 
 def completion(args):
@@ -135,11 +151,13 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--key", required=True)
-    parser.add_argument("scenario", choices=["chat", "raw-stream", "completion", "embedding", "models", "concurrent"])
+    parser.add_argument("scenario", choices=["chat", "raw-stream", "abandon", "completion", "embedding", "models", "concurrent"])
     parser.add_argument("--model", default="m")
     parser.add_argument("--content", default="hello")
     parser.add_argument("--stream", action="store_true")
     parser.add_argument("--include-usage", action="store_true")
+    parser.add_argument("--raw-body")
+    parser.add_argument("--abandon-after", type=float, default=0.5)
     parser.add_argument("--max-tokens", type=int)
     parser.add_argument("--disconnect-after", type=int)
     parser.add_argument("--streams", type=int, default=50)
@@ -147,7 +165,7 @@ def main():
     if args.scenario == "concurrent":
         out = asyncio.run(concurrent(args))
     else:
-        out = {"chat": chat, "raw-stream": raw_stream, "completion": completion, "embedding": embedding, "models": models}[args.scenario](args)
+        out = {"chat": chat, "raw-stream": raw_stream, "abandon": abandon, "completion": completion, "embedding": embedding, "models": models}[args.scenario](args)
     print(json.dumps(out))
 
 

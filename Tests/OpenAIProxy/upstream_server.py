@@ -10,9 +10,11 @@ The last user message (or the prompt, or the embedding input) may carry directiv
   delay_ms=N      wait N ms before each chunk (default 0)
   first_ms=N      wait N ms before the answer's head (default 0)
   fail=500        answer 500 with an OpenAI error body
+  fail=429        answer 429 as OpenAI does, its message naming the organization (ORGANIZATION)
   fail=hang       never answer (the proxy's upstream timeout ends it)
   fail=drop:K     stream K chunks, then close the connection mid-answer
   fail=stall:K    stream K chunks, then say nothing more (keeps the connection open)
+  fail=error:K    stream K chunks, then an error event naming the organization
   usage=none      send no usage (not even when asked for)
 
 Each chunk's content is " tok" (4 characters: one token by the proxy's estimate).
@@ -26,6 +28,7 @@ import argparse, json, re, socket, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LOG, LOCK = [], threading.Lock()
+ORGANIZATION = "org-TollgateOperator7f3a"
 CONTENT = " tok"
 
 
@@ -96,6 +99,12 @@ class Handler(BaseHTTPRequestHandler):
         if fail == "500":
             entry["finished"] = True
             return self.send_json(500, {"error": {"message": "upstream exploded", "type": "server_error", "param": None, "code": None}})
+        if fail == "429":
+            # As OpenAI words it: the operator's organization and limits are in the message.
+            entry["finished"] = True
+            return self.send_json(429, {"error": {
+                "message": f"Rate limit reached for {body.get('model')} in organization {ORGANIZATION} on tokens per min (TPM): Limit 30000, Used 29990",
+                "type": "tokens", "param": None, "code": "rate_limit_exceeded"}})
         if fail == "hang":
             time.sleep(3600)
             return
@@ -144,6 +153,14 @@ class Handler(BaseHTTPRequestHandler):
                 chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
             for i in range(tokens):
                 if stop_after is not None and i == stop_after:
+                    if fail.startswith("error"):
+                        # An error event mid-stream, as OpenAI words one (naming the organization).
+                        self.send_event(json.dumps({"error": {"message": f"Rate limit reached in organization {ORGANIZATION}",
+                                                              "type": "tokens", "param": None, "code": "rate_limit_exceeded"}}))
+                        self.wfile.write(b"0\r\n\r\n")
+                        self.wfile.flush()
+                        entry["finished"] = True
+                        return
                     if fail.startswith("drop"):
                         entry["finished"] = True
                         # A clean close (FIN after the chunks sent), then wait for the proxy to

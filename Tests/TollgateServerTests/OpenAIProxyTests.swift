@@ -82,6 +82,83 @@ struct OpenAIProxyTests {
         }
     }
 
+    @Test("a stream whose client wrote \"stream_options\": null still gets the upstream's usage; one whose upstream sends none is charged the output bound held")
+    func usageOfStreams() async throws {
+        try await F.with { f in
+            let body = #"{"model":"m","stream":true,"stream_options":null,"max_tokens":50,"messages":[{"role":"user","content":"prompt=7 tokens=12"}]}"#
+            let raw = try await f.sdk(["raw-stream", "--raw-body", body])
+            #expect(raw["status"] == 200 && raw["text"]?.string?.hasSuffix("data: [DONE]\n\n") == true, "\(raw)")
+            let sent = try #require(try await f.upstream.log().last)
+            #expect(sent["body"]?["stream_options"] == ["include_usage": true], "\(sent)")
+            // Settled on the upstream's usage: its 7 prompt tokens, not the proxy's estimate.
+            #expect(try await f.spentMicros(from: "10") == 7 * F.inputMicros + 12 * F.outputMicros)
+
+            let silent = try await f.sdk(["chat", "--stream", "--content", "prompt=3 tokens=4 usage=none", "--max-tokens", "50"])
+            #expect(silent["error"] == nil && silent["chunks"] == 4, "\(silent)")
+            #expect(try await f.ledgerQuantity("tokens.output") == 12 + 50, "no usage: charged the 50 output tokens held")
+            try await f.expectCleanBooks()
+        }
+    }
+
+    @Test("the upstream is sent the output bound the hold covers: the default when the client gave none")
+    func boundSentUpstream() async throws {
+        try await F.with(arguments: ["--openai-default-max-tokens", "40"]) { f in
+            let chat = try await f.sdk(["chat", "--stream", "--content", "prompt=2 tokens=3"])
+            #expect(chat["error"] == nil, "\(chat)")
+            let sent = try #require(try await f.upstream.log().last)
+            #expect(sent["body"]?["max_completion_tokens"] == 40, "\(sent)")
+            let bounded = try await f.sdk(["chat", "--content", "prompt=2 tokens=3", "--max-tokens", "5"])
+            #expect(bounded["error"] == nil, "\(bounded)")
+            let kept = try #require(try await f.upstream.log().last)
+            #expect(kept["body"]?["max_tokens"] == 5 && kept["body"]?["max_completion_tokens"] == nil, "\(kept)")
+        }
+    }
+
+    @Test("unknown keys on the proxy's routes count as guesses: after 100 from one address, 429 without a look-up, even for a good key")
+    func guessedKeys() async throws {
+        try await F.with { f in
+            let body = Array(#"{"model":"m","max_tokens":2,"messages":[{"role":"user","content":"tokens=1"}]}"#.utf8)
+            func call(_ key: String) async throws -> TestHTTPResponse {
+                try await f.server.http.send("POST", "/openai/v1/chat/completions",
+                                             headers: [("Authorization", "Bearer \(key)"), ("Content-Type", "application/json")], body: body)
+            }
+            for n in 0..<100 {
+                let answer = try await call("tgk_guess_\(n)")
+                #expect(answer.status == 401 && answer.value["error"]?["code"] == "unknown_key", "\(answer)")
+            }
+            let blocked = try await call("tgk_guess_x")
+            #expect(blocked.status == 429 && blocked.errorCode == "too_many_attempts", "\(blocked)")
+            #expect(try await call(f.key.secret).status == 429)
+            #expect(try await f.upstream.log().isEmpty, "a guessed key reached the upstream")
+        }
+    }
+
+    @Test("the upstream's errors reach the client in the proxy's words: its status, type and code, never its message or host")
+    func upstreamErrorsInOwnWords() async throws {
+        try await F.with { f in
+            for arguments in [["chat"], ["chat", "--stream"], ["completion"]] {
+                let limited = try await f.sdk(arguments + ["--content", "fail=429 tokens=3"])
+                let error = try #require(limited["error"], "\(arguments): \(limited)")
+                #expect(error["status"] == 429 && error["class"] == "RateLimitError", "\(arguments): \(limited)")
+                #expect(error["code"] == "rate_limit_exceeded" && error["type"] == "tokens", "\(arguments): \(limited)")
+                #expect(error["message"]?.string?.contains("org-") == false && error["message"]?.string?.contains("30000") == false,
+                        "\(arguments): the upstream's message reached the client: \(limited)")
+            }
+            #expect(try await f.spentMicros(from: "10") == 0)
+            let failedMidStream = try await f.sdk(["chat", "--stream", "--content", "tokens=10 fail=error:2"])
+            #expect(failedMidStream["chunks"] == 2 && failedMidStream["error"]?["code"] == "rate_limit_exceeded", "\(failedMidStream)")
+            #expect(failedMidStream["error"]?["message"]?.string?.contains("org-") == false, "the upstream's error event reached the client: \(failedMidStream)")
+            // The 2 output tokens delivered are paid for.
+            #expect(try await f.spentMicros(from: "10") == 2 * F.outputMicros)
+            f.upstream.process.signal(SIGKILL)
+            _ = try await f.upstream.process.waitForExit()
+            let gone = try await f.sdk(["chat", "--content", "tokens=3"])
+            #expect(gone["error"]?["status"] == 502 && gone["error"]?["code"] == "upstream_unavailable", "\(gone)")
+            #expect(gone["error"]?["message"]?.string?.contains("127.0.0.1") == false, "the upstream's address reached the client: \(gone)")
+            #expect(try await f.spentMicros(from: "10") == 2 * F.outputMicros)
+        }
+    }
+
     @Test("refused before the upstream is called, in OpenAI's error format: credit (402), rate (429 with Retry-After), key (401), unpriced model (404), hostile bodies (400/413)")
     func refusedBeforeTheUpstream() async throws {
         try await F.with(credit: "0.001") { f in
@@ -181,6 +258,22 @@ struct OpenAIProxyTests {
             let input = try await f.ledgerQuantity("tokens.input")
             #expect(input >= 1)
             #expect(try await f.spentMicros(from: "10") == input * F.inputMicros + output * F.outputMicros)
+            try await f.expectCleanBooks()
+        }
+    }
+
+    @Test("a client that leaves before the answer's head is written: the hold is settled at once, charging the input")
+    func clientGoneBeforeTheHead() async throws {
+        try await F.with(arguments: ["--openai-hold-ttl", "15m"]) { f in
+            let gone = try await f.sdk(["abandon", "--content", "prompt=3 tokens=5 first_ms=1500", "--abandon-after", "0.3"])
+            #expect(gone["abandoned"] == true, "\(gone)")
+            _ = try await f.upstream.lastRequest { $0["finished"] == true || $0["aborted"] == true }
+            // Settled well before the hold's 15-minute TTL (settledAccount waits up to 60 s).
+            let account = try await f.settledAccount()
+            #expect(account["held"] == "0", "\(account)")
+            let input = try await f.ledgerQuantity("tokens.input")
+            let output = try await f.ledgerQuantity("tokens.output")
+            #expect(input >= 1 && output == 0, "charged \(input) input and \(output) output tokens")
             try await f.expectCleanBooks()
         }
     }

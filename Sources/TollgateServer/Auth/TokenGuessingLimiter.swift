@@ -88,13 +88,24 @@ final class TokenGuessingLimiter: RouterMiddleware, Sendable {
         return Authenticator.bearer(header) ?? header
     }
 
+    /// Whether a route's error says the presented token is unknown, by its code: Tollgate's
+    /// routes answer `unauthorized`, the OpenAI proxy's routes OpenAI's shape with the key's
+    /// denial reason.
+    static func isUnknownToken(_ error: any Error) -> Bool {
+        switch error {
+        case let error as APIError: return error.code == "unauthorized"
+        case let error as OpenAIError: return OpenAIError.unknownKeyCodes.contains(error.error.code)
+        default: return false
+        }
+    }
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let token = Self.presentedToken(request) else { return try await next(request, context) }
         let attempt = try begin(token, client: resolver.key(request, context))
         let response: Response
         do {
             response = try await next(request, context)
-        } catch let error as APIError where error.code == "unauthorized" {
+        } catch where Self.isUnknownToken(error) {
             throw error
         } catch {
             proved(attempt)

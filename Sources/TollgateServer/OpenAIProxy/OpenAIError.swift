@@ -10,15 +10,19 @@ import TollgateCore
 /// `insufficient_credit`), `type` OpenAI's class of error.
 struct OpenAIError: HTTPResponseError, Sendable {
     var error: APIError
+    /// OpenAI's class of error when it is not the status's own (the upstream's `type`).
+    var declaredType: String?
 
-    init(_ error: APIError) {
+    init(_ error: APIError, type: String? = nil) {
         self.error = error
+        self.declaredType = type
     }
 
     var status: HTTPResponse.Status { error.status }
 
-    /// OpenAI's error class for a status.
+    /// OpenAI's error class: the one declared, else the status's.
     var type: String {
+        if let declaredType { return declaredType }
         switch error.status.code {
         case 401: return "authentication_error"
         case 402: return "insufficient_quota"
@@ -90,10 +94,47 @@ struct OpenAIError: HTTPResponseError, Sendable {
     /// 402, which HTTPTypes names not.
     static let paymentRequired = HTTPResponse.Status(code: 402, reasonPhrase: "Payment Required")
 
+    /// The codes of a 401 for a key that is no active key (the token-guessing limiter counts them).
+    static let unknownKeyCodes: Set<String> = [DenialReason.unknownKey.rawValue, DenialReason.keyRevoked.rawValue]
+
     static let missingKey = OpenAIError(APIError(.unauthorized, "missing_api_key",
                                                  "give your Tollgate API key (tgk_...) as the bearer token", headers: [.wwwAuthenticate: "Bearer"]))
-    static func upstreamUnreachable(_ detail: String) -> OpenAIError {
-        OpenAIError(APIError(.badGateway, "upstream_unavailable", "the upstream could not be reached: \(detail)"))
+    /// The connection failed: why is the proxy's log's to say (it names the upstream's host).
+    static let upstreamUnreachable = OpenAIError(APIError(.badGateway, "upstream_unavailable", "the upstream could not be reached"))
+
+    /// An error status of the upstream, in the proxy's own words: its body can name the
+    /// operator's organization, limits or hosts, so only its `type` and `code` are kept, and
+    /// only when they are plain tokens (SDKs and clients tell a rate limit from a bad parameter
+    /// by them). `Retry-After`, a number of seconds, is kept too.
+    static func upstreamAnswered(status: Int, body: [UInt8], retryAfter: String?) -> OpenAIError {
+        let (type, code) = plainTypeAndCode(body)
+        var headers: HTTPFields = [:]
+        if let retryAfter, let seconds = Int(retryAfter), (0...86_400).contains(seconds) { headers[.retryAfter] = String(seconds) }
+        let message = "the upstream answered \(status)" + (code.map { " " + $0 } ?? "")
+        return OpenAIError(APIError(HTTPResponse.Status(code: status), code ?? "upstream_error", message, headers: headers), type: type)
+    }
+
+    /// An error event in the upstream's stream, in the proxy's words as `upstreamAnswered`.
+    static func upstreamStreamError(_ data: String) -> OpenAIError {
+        let (type, code) = plainTypeAndCode(Array(data.utf8))
+        let message = "the upstream's stream ended with an error" + (code.map { " " + $0 } ?? "")
+        return OpenAIError(APIError(.badGateway, code ?? "upstream_error", message), type: type)
+    }
+
+    /// The `type` and `code` of an OpenAI error body (`{"error": {...}}`), each when a plain token.
+    private static func plainTypeAndCode(_ body: [UInt8]) -> (type: String?, code: String?) {
+        let detail = ((try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any])?["error"] as? [String: Any]
+        return ((detail?["type"] as? String).flatMap(plainToken), (detail?["code"] as? String).flatMap(plainToken))
+    }
+
+    /// `text` when it is a short token of lowercase letters, digits and underscores (OpenAI's
+    /// codes and types: `rate_limit_exceeded`, `tokens`), which can carry no identifier such as
+    /// `org-...`; nil otherwise.
+    private static func plainToken(_ text: String) -> String? {
+        guard (1...64).contains(text.utf8.count),
+              text.utf8.allSatisfy({ (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || $0 == UInt8(ascii: "_") })
+        else { return nil }
+        return text
     }
     static let upstreamTimedOut = OpenAIError(APIError(.gatewayTimeout, "upstream_timeout", "the upstream did not answer in time"))
     static let upstreamBroken = OpenAIError(APIError(.badGateway, "upstream_stream_broken", "the upstream's stream ended before its answer was complete"))

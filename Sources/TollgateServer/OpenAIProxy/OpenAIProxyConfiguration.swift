@@ -6,8 +6,12 @@ public struct OpenAIProxyConfiguration: Sendable {
     /// Where calls go: one upstream for every model, or a route table by model.
     public var upstreams: OpenAIUpstreamTable
     /// Output tokens held for a call that names no `max_tokens` / `max_completion_tokens`
-    /// (per choice); also what bounds such a call's estimate.
+    /// (per choice), and sent upstream as its bound, so the upstream generates no more.
     public var defaultMaxOutputTokens: Int64 = Self.defaultDefaultMaxOutputTokens
+    /// Input tokens held (and charged, when the upstream reports no usage) per image part of a
+    /// request; the default covers the dearest image OpenAI counts (a high-detail image on
+    /// gpt-4o-mini: 2,833 + 6 tiles of 5,667 tokens).
+    public var imageTokens: Int64 = Self.defaultImageTokens
     /// A streamed call reports a batch once this many output tokens are unreported...
     public var batchTokens: Int64 = Self.defaultBatchTokens
     /// ...or once this long has passed since the last report with any unreported.
@@ -25,6 +29,7 @@ public struct OpenAIProxyConfiguration: Sendable {
     public var streamCost = false
 
     public static let defaultDefaultMaxOutputTokens: Int64 = 1024
+    public static let defaultImageTokens: Int64 = 40_000
     public static let defaultBatchTokens: Int64 = 32
     public static let defaultBatchInterval: Duration = .milliseconds(250)
     public static let defaultHoldTTL: Duration = .seconds(15 * 60)
@@ -33,6 +38,9 @@ public struct OpenAIProxyConfiguration: Sendable {
     static let maximumRequestBodySize = 8 * 1024 * 1024
     /// Largest non-streamed upstream answer the proxy reads to find its usage.
     static let maximumResponseBodySize = 64 * 1024 * 1024
+    /// Most output tokens one call may hold for (its bound times its choices and prompts):
+    /// beyond it the call is refused, as no account could be meant to hold that much.
+    static let maximumOutputTokensPerCall: Int64 = 100_000_000
     /// The bounds operators may set for `max_tokens` defaults and batch sizes.
     public static let tokenSettingRange: ClosedRange<Int64> = 1...10_000_000
 

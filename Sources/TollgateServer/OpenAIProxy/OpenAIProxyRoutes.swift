@@ -34,13 +34,14 @@ struct OpenAIProxyRoutes: Sendable {
                 try await Self.inOpenAIShape { try await call(endpoint, request, logger: context.logger) }
             }
         }
-        router.get(RouterPath(Self.prefix + "/models")) { request, _ in
-            try await Self.inOpenAIShape { try await models(request, path: "/models") }
+        router.get(RouterPath(Self.prefix + "/models")) { request, context in
+            try await Self.inOpenAIShape { try await models(request, path: "/models", logger: context.logger) }
         }
         router.get(RouterPath(Self.prefix + "/models/:model")) { request, context in
             let model = context.parameters.get("model") ?? ""
             return try await Self.inOpenAIShape {
-                try await models(request, path: "/models/" + (model.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? ""))
+                try await models(request, path: "/models/" + (model.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? ""),
+                                 logger: context.logger)
             }
         }
     }
@@ -73,7 +74,8 @@ struct OpenAIProxyRoutes: Sendable {
         let call: ProxiedCall
         do {
             call = try ProxiedCall(endpoint: endpoint, body: Array(body.readableBytesView),
-                                   defaultMaxOutputTokens: configuration.defaultMaxOutputTokens)
+                                   defaultMaxOutputTokens: configuration.defaultMaxOutputTokens,
+                                   imageTokens: configuration.imageTokens)
         } catch {
             metrics.recordCall(endpoint, .invalid)
             throw error
@@ -95,17 +97,15 @@ struct OpenAIProxyRoutes: Sendable {
                                                    streaming: call.stream)
         } catch {
             await settleFailure(call, hold, deliveredOutput: 0, reportedOutput: 0, logger: logger)
-            throw error.answer
+            throw Self.logged(error, logger: logger)
         }
         metrics.recordUpstreamLatency(since: sent)
 
         guard response.status == .ok else {
-            // The upstream's own error, relayed as it wrote it; nothing was generated.
-            let answer = try? await response.body.collect(upTo: OpenAIProxyConfiguration.maximumResponseBodySize)
+            // The upstream's own error; nothing was generated.
+            let refusal = await Self.upstreamRefusal(response, logger: logger)
             await settleFailure(call, hold, deliveredOutput: 0, reportedOutput: 0, logger: logger)
-            return Response(status: HTTPResponse.Status(code: Int(response.status.code)),
-                            headers: [.contentType: response.headers.first(name: "Content-Type") ?? "application/json"],
-                            body: .init(byteBuffer: answer ?? ByteBuffer()))
+            throw refusal
         }
         if call.stream {
             return streamed(call, hold, response, request: request, logger: logger)
@@ -120,7 +120,7 @@ struct OpenAIProxyRoutes: Sendable {
             answer = try await response.body.collect(upTo: OpenAIProxyConfiguration.maximumResponseBodySize)
         } catch {
             await settleFailure(call, hold, deliveredOutput: 0, reportedOutput: 0, logger: logger)
-            throw UpstreamFailure(error).answer
+            throw Self.logged(UpstreamFailure(error), logger: logger)
         }
         let fields = (try? JSONSerialization.jsonObject(with: Data(answer.readableBytesView))) as? [String: Any] ?? [:]
         let usage = UpstreamUsage(fields["usage"])
@@ -160,7 +160,14 @@ struct OpenAIProxyRoutes: Sendable {
     /// A streamed call: the upstream's events relayed as they come, batches reported as they
     /// fill, the stream cut at the first refused batch; then the settle.
     private func streamed(_ call: ProxiedCall, _ hold: MeteredHold, _ response: HTTPClientResponse, request: Request, logger: Logger) -> Response {
+        let unstarted = UnstartedStreamSettlement { [self] in
+            // The upstream's head had arrived: the input is charged, as for any client gone.
+            await hold.settle(input: call.estimatedInputTokens, output: 0, reportedOutput: 0, logger: logger)
+            metrics.recordTokens(input: call.estimatedInputTokens, output: 0)
+            metrics.recordCall(call.endpoint, .clientGone)
+        }
         return Response(status: .ok, headers: EventStreamHeaders.fields, body: ResponseBody { writer in
+            unstarted.started()
             let progress = StreamProgress(StreamMeter(
                 batchTokens: configuration.batchTokens, batchInterval: configuration.batchInterval,
                 clientWantsUsage: call.clientWantsUsage, start: .now))
@@ -170,7 +177,7 @@ struct OpenAIProxyRoutes: Sendable {
                 // The client closing its connection cancels the relay (and so the upstream
                 // request) at once, rather than at the next write.
                 ending = try await request.body.consumeWithCancellationOnInboundClose { _ in
-                    try await relay(call, hold, response, progress, out)
+                    try await relay(call, hold, response, progress, out, logger: logger)
                 }
             } catch {
                 ending = nil
@@ -179,9 +186,12 @@ struct OpenAIProxyRoutes: Sendable {
             switch ending {
             case .completed?:
                 let input = meter.usage?.inputTokens ?? call.estimatedInputTokens
-                let settled = await hold.settle(input: input, output: meter.outputTokens, reportedOutput: meter.reportedOutputTokens,
+                // The proxy asked for usage: an upstream that omits it is charged the output
+                // bound held, not per-chunk estimates it could keep low.
+                let output = meter.usage?.outputTokens ?? max(meter.outputTokens, call.maximumOutputTokens)
+                let settled = await hold.settle(input: input, output: output, reportedOutput: meter.reportedOutputTokens,
                                                 logger: logger)
-                metrics.recordTokens(input: input, output: meter.outputTokens)
+                metrics.recordTokens(input: input, output: output)
                 metrics.recordCall(call.endpoint, .completed)
                 if let done = progress.heldBackDone {
                     // The settled total: what the whole call cost.
@@ -213,7 +223,8 @@ struct OpenAIProxyRoutes: Sendable {
     /// Relays the upstream's events until its answer ends, a batch is refused, or it fails.
     /// Throws when the client is gone (a write failed, or the task was cancelled).
     private func relay(
-        _ call: ProxiedCall, _ hold: MeteredHold, _ response: HTTPClientResponse, _ progress: StreamProgress, _ out: StreamWriter
+        _ call: ProxiedCall, _ hold: MeteredHold, _ response: HTTPClientResponse, _ progress: StreamProgress, _ out: StreamWriter,
+        logger: Logger
     ) async throws -> StreamEnding {
         var reader = SSEEventReader()
         var iterator = response.body.makeAsyncIterator()
@@ -274,12 +285,33 @@ struct OpenAIProxyRoutes: Sendable {
                     progress.delivered()
                 }
                 if step.upstreamError {
-                    try await out.write(pending)
+                    logger.warning("OpenAI proxy: the upstream's stream ended with an error", metadata: ["event": "\(event.data ?? "")"])
+                    try await out.write(pending + OpenAIError.upstreamStreamError(event.data ?? "").streamEvent)
                     return .upstreamFailed
                 }
             }
             if !pending.isEmpty { try await out.write(pending) }
         }
+    }
+
+    /// The client's answer to an upstream error status: the upstream's body goes to the log
+    /// only (it may name the operator's organization and limits).
+    private static func upstreamRefusal(_ response: HTTPClientResponse, logger: Logger) async -> OpenAIError {
+        let body = (try? await response.body.collect(upTo: maximumLoggedErrorBody)) ?? ByteBuffer()
+        let status = Int(response.status.code)
+        logger.warning("OpenAI proxy: the upstream answered an error",
+                       metadata: ["status": "\(status)", "body": "\(String(decoding: body.readableBytesView, as: UTF8.self))"])
+        return OpenAIError.upstreamAnswered(status: status, body: Array(body.readableBytesView),
+                                            retryAfter: response.headers.first(name: "Retry-After"))
+    }
+
+    /// Largest upstream error body read (and logged); OpenAI's are a few hundred bytes.
+    static let maximumLoggedErrorBody = 64 * 1024
+
+    /// The client's answer to a failed upstream call, its cause logged (it names the upstream's host).
+    private static func logged(_ failure: UpstreamFailure, logger: Logger) -> OpenAIError {
+        logger.warning("OpenAI proxy: the upstream call failed", metadata: ["error": "\(failure.description)"])
+        return failure.answer
     }
 
     /// The running cost as an SSE comment, which SSE clients skip: `: tollgate-cost 0.000123`.
@@ -290,7 +322,7 @@ struct OpenAIProxyRoutes: Sendable {
     // MARK: Models
 
     /// `GET /models` (and one model): the upstream's answer, for a caller with an active key.
-    private func models(_ request: Request, path: String) async throws -> Response {
+    private func models(_ request: Request, path: String, logger: Logger) async throws -> Response {
         guard let key = Authenticator.bearer(request.headers[.authorization]) else { throw OpenAIError.missingKey }
         guard try await engine.activeKey(secret: key) != nil else {
             throw OpenAIError(APIError(.unauthorized, DenialReason.unknownKey.rawValue, DenialReason.unknownKey.explanation))
@@ -300,17 +332,37 @@ struct OpenAIProxyRoutes: Sendable {
         do {
             response = try await proxy.client.send(.GET, upstream.url(path), key: upstream.apiKey, body: nil, streaming: false)
         } catch {
-            throw error.answer
+            throw Self.logged(error, logger: logger)
         }
+        guard response.status == .ok else { throw await Self.upstreamRefusal(response, logger: logger) }
         let body: ByteBuffer
         do {
             body = try await response.body.collect(upTo: OpenAIProxyConfiguration.maximumResponseBodySize)
         } catch {
-            throw UpstreamFailure(error).answer
+            throw Self.logged(UpstreamFailure(error), logger: logger)
         }
-        return Response(status: HTTPResponse.Status(code: Int(response.status.code)),
+        return Response(status: .ok,
                         headers: [.contentType: response.headers.first(name: "Content-Type") ?? "application/json"],
                         body: .init(byteBuffer: body))
+    }
+}
+
+/// Settles a stream whose body never started: a client that left before the response's head
+/// was written makes Hummingbird drop the response unwritten, and the body, which settles every
+/// other way out, never runs. Settles when the response is dropped (its last reference gone).
+private final class UnstartedStreamSettlement: Sendable {
+    private let hasStarted = Mutex(false)
+    private let settle: @Sendable () async -> Void
+
+    init(settle: @escaping @Sendable () async -> Void) { self.settle = settle }
+
+    /// The body runs: it settles from here on.
+    func started() { hasStarted.withLock { $0 = true } }
+
+    deinit {
+        guard !hasStarted.withLock({ $0 }) else { return }
+        let settle = self.settle
+        Task { await settle() }
     }
 }
 

@@ -84,7 +84,7 @@ enum UpstreamFailure: Error, Sendable, Equatable {
     var answer: OpenAIError {
         switch self {
         case .timedOut: return .upstreamTimedOut
-        case .cancelled, .unreachable: return .upstreamUnreachable(description)
+        case .cancelled, .unreachable: return .upstreamUnreachable
         }
     }
 

@@ -34,7 +34,8 @@ struct StreamMeter: Sendable {
         var batch: Int64?
         /// The upstream sent `[DONE]`: the answer is complete.
         var done = false
-        /// The upstream sent an error event: relay it, then end as an upstream failure.
+        /// The upstream sent an error event: end as an upstream failure, telling the client in
+        /// the proxy's words (the event itself is not relayed: it may name the operator's account).
         var upstreamError = false
     }
 
@@ -70,6 +71,7 @@ struct StreamMeter: Sendable {
         guard let chunk = (try? JSONSerialization.jsonObject(with: Data(data.utf8))) as? [String: Any] else { return step }
         if chunk["error"] != nil {
             step.upstreamError = true
+            step.relay = false
             return step
         }
         let added = TokenEstimate.output(inChunk: chunk)

@@ -11,8 +11,10 @@ struct OpenAIProxyOptions: ParsableArguments {
     var openaiUpstreamKeyFile: String?
     @Option(help: "JSON route table sending models to other upstreams (TOLLGATE_OPENAI_ROUTES); see docs/PROXY.md.")
     var openaiRoutes: String?
-    @Option(help: "Output tokens held per choice for a call without max_tokens (default \(OpenAIProxyConfiguration.defaultDefaultMaxOutputTokens); TOLLGATE_OPENAI_DEFAULT_MAX_TOKENS).")
+    @Option(help: "Output tokens held per choice for a call without max_tokens, and sent upstream as its bound (default \(OpenAIProxyConfiguration.defaultDefaultMaxOutputTokens); TOLLGATE_OPENAI_DEFAULT_MAX_TOKENS).")
     var openaiDefaultMaxTokens: Int64?
+    @Option(help: "Input tokens held per image in a request (default \(OpenAIProxyConfiguration.defaultImageTokens); TOLLGATE_OPENAI_IMAGE_TOKENS).")
+    var openaiImageTokens: Int64?
     @Option(help: "A streamed call reports a batch every this many output tokens (default \(OpenAIProxyConfiguration.defaultBatchTokens); TOLLGATE_OPENAI_BATCH_TOKENS)...")
     var openaiBatchTokens: Int64?
     @Option(help: "...or this long after the last report (default \(DurationArgument(OpenAIProxyConfiguration.defaultBatchInterval).defaultValueDescription); TOLLGATE_OPENAI_BATCH_INTERVAL).")
@@ -55,6 +57,7 @@ struct OpenAIProxyOptions: ParsableArguments {
                 upstreams: OpenAIUpstreamTable(defaultUpstream: try OpenAIUpstream(baseURL: url, apiKey: key), routes: routes))
             configuration.defaultMaxOutputTokens = try tokens(openaiDefaultMaxTokens, environment, "DEFAULT_MAX_TOKENS")
                 ?? configuration.defaultMaxOutputTokens
+            configuration.imageTokens = try tokens(openaiImageTokens, environment, "IMAGE_TOKENS") ?? configuration.imageTokens
             configuration.batchTokens = try tokens(openaiBatchTokens, environment, "BATCH_TOKENS") ?? configuration.batchTokens
             configuration.batchInterval = try duration(openaiBatchInterval, environment, "BATCH_INTERVAL") ?? configuration.batchInterval
             configuration.holdTTL = try duration(openaiHoldTTL, environment, "HOLD_TTL") ?? configuration.holdTTL
