@@ -16,6 +16,7 @@ The last user message (or the prompt, or the embedding input) may carry directiv
   fail=stall:K    stream K chunks, then say nothing more (keeps the connection open)
   fail=error:K    stream K chunks, then an error event naming the organization
   usage=none      send no usage (not even when asked for)
+  pad=N           add N bytes to each chunk, in a field the proxy ignores (a large answer of few tokens)
 
 Each chunk's content is " tok" (4 characters: one token by the proxy's estimate).
 GET /_log answers what it got: per request the path, headers that matter, the body, how many
@@ -139,8 +140,12 @@ class Handler(BaseHTTPRequestHandler):
         kind = "chat.completion.chunk" if chat else "text_completion"
         wants_usage = (body.get("stream_options") or {}).get("include_usage") is True and d.get("usage") != "none"
 
+        padding = "x" * int(d.get("pad", 0))
+
         def chunk(choices, extra=None):
             value = {"id": "chunk-1", "object": kind, "created": 1700000000, "model": model, "choices": choices}
+            if padding:
+                value["padding"] = padding
             if wants_usage:
                 value["usage"] = None
             value.update(extra or {})

@@ -262,6 +262,31 @@ struct OpenAIProxyTests {
         }
     }
 
+    @Test("a client that stops reading for longer than the upstream timeout is settled as a client that left: the input is charged, not released as an upstream timeout")
+    func slowReadingClient() async throws {
+        try await F.with(arguments: ["--openai-upstream-timeout", "2s"]) { f in
+            // About 24 MB of answer in 3000 chunks: more than every buffer between the upstream
+            // and a client that reads nothing for 5 s holds, so the proxy's writes block.
+            let result = try await CommandRunner.run(
+                URL(fileURLWithPath: "/usr/bin/python3"),
+                [F.packageRoot.appendingPathComponent("Tests/OpenAIProxy/slow_reader.py").path, "--port", "\(f.server.port)",
+                 "--key", f.key.secret, "--content", "prompt=7 tokens=3000 pad=8000", "--pause", "5"])
+            try #require(result.status == 0, "slow_reader.py failed:\n\(result.stdout)\n\(result.stderr.suffix(4000))")
+            let read = try JSONValue(parsing: Array((result.stdout.split(separator: "\n").last.map(String.init) ?? "").utf8))
+            #expect(read["status"] == "200", "\(read)")
+            // The stall is the client's: never told (or settled) as the upstream's timeout.
+            #expect(read["error_codes"]?.array == ["client_read_timeout"] && read["finished"] == true, "\(read)")
+            _ = try await f.upstream.lastRequest { $0["aborted"] == true || $0["finished"] == true }
+            _ = try await f.settledAccount()
+            let input = try await f.ledgerQuantity("tokens.input")
+            let output = try await f.ledgerQuantity("tokens.output")
+            #expect(input >= 1, "the input was not charged (\(input) tokens): the client's stall was taken for the upstream's")
+            #expect(output >= 1)
+            #expect(try await f.spentMicros(from: "10") == input * F.inputMicros + output * F.outputMicros)
+            try await f.expectCleanBooks()
+        }
+    }
+
     @Test("a client that leaves before the answer's head is written: the hold is settled at once, charging the input")
     func clientGoneBeforeTheHead() async throws {
         try await F.with(arguments: ["--openai-hold-ttl", "15m"]) { f in

@@ -137,5 +137,7 @@ struct OpenAIError: HTTPResponseError, Sendable {
         return text
     }
     static let upstreamTimedOut = OpenAIError(APIError(.gatewayTimeout, "upstream_timeout", "the upstream did not answer in time"))
+    static let clientTooSlow = OpenAIError(APIError(.requestTimeout, "client_read_timeout",
+                                                    "the stream was ended: the client did not read it for longer than the upstream timeout"))
     static let upstreamBroken = OpenAIError(APIError(.badGateway, "upstream_stream_broken", "the upstream's stream ended before its answer was complete"))
 }

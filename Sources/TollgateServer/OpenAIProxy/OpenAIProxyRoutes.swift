@@ -155,6 +155,9 @@ struct OpenAIProxyRoutes: Sendable {
         case cut(reason: String)
         /// The upstream failed mid-answer (an error event, a timeout, a broken connection).
         case upstreamFailed
+        /// The client read so slowly that the upstream's read timer ran out while the proxy
+        /// waited to write to it: the client's doing, settled as a client that left.
+        case clientStalled
     }
 
     /// A streamed call: the upstream's events relayed as they come, batches reported as they
@@ -208,16 +211,32 @@ struct OpenAIProxyRoutes: Sendable {
             case .upstreamFailed?:
                 await settleFailure(call, hold, deliveredOutput: meter.deliveredOutputTokens,
                                     reportedOutput: meter.reportedOutputTokens, logger: logger)
+            case .clientStalled?:
+                await settleClientGone(call, hold, meter, logger: logger)
             case nil:
-                // The client left: charged what the upstream generated until the proxy closed it.
-                let input = meter.usage?.inputTokens ?? call.estimatedInputTokens
-                await hold.settle(input: input, output: meter.outputTokens, reportedOutput: meter.reportedOutputTokens, logger: logger)
-                metrics.recordTokens(input: input, output: meter.outputTokens)
-                metrics.recordCall(call.endpoint, .clientGone)
+                await settleClientGone(call, hold, meter, logger: logger)
                 throw CancellationError()
             }
             try await out.finish()
         })
+    }
+
+    /// A stream whose client left (or stalled it): charged what the upstream generated until the
+    /// proxy closed it.
+    private func settleClientGone(_ call: ProxiedCall, _ hold: MeteredHold, _ meter: StreamMeter, logger: Logger) async {
+        let input = meter.usage?.inputTokens ?? call.estimatedInputTokens
+        await hold.settle(input: input, output: meter.outputTokens, reportedOutput: meter.reportedOutputTokens, logger: logger)
+        metrics.recordTokens(input: input, output: meter.outputTokens)
+        metrics.recordCall(call.endpoint, .clientGone)
+    }
+
+    /// Whether a read timeout of the upstream's stream is the client's doing. AsyncHTTPClient's
+    /// read timer keeps running while the proxy, blocked writing to a client that does not read,
+    /// does not ask for more; so a timeout reported by a wait shorter than half the timeout came
+    /// mostly from time the proxy spent away from the upstream, not from the upstream's silence.
+    /// (A silent upstream is waited on for nearly the whole timeout.)
+    static func clientCausedReadTimeout(waitedOnUpstream waited: Duration, upstreamTimeout: Duration) -> Bool {
+        waited < upstreamTimeout / 2
     }
 
     /// Relays the upstream's events until its answer ends, a batch is refused, or it fails.
@@ -231,11 +250,17 @@ struct OpenAIProxyRoutes: Sendable {
         var batches = 0
         while true {
             let next: ByteBuffer?
+            let waitStarted = ContinuousClock.now
             do {
                 next = try await iterator.next()
             } catch {
                 let failure = UpstreamFailure(error)
                 if failure == .cancelled { throw CancellationError() }
+                if failure == .timedOut,
+                   Self.clientCausedReadTimeout(waitedOnUpstream: .now - waitStarted, upstreamTimeout: configuration.upstreamTimeout) {
+                    try await out.write(OpenAIError.clientTooSlow.streamEvent)
+                    return .clientStalled
+                }
                 try await out.write(failure == .timedOut ? OpenAIError.upstreamTimedOut.streamEvent : OpenAIError.upstreamBroken.streamEvent)
                 return .upstreamFailed
             }
