@@ -41,6 +41,16 @@ struct ProxyFixture: Sendable {
         }
     }
 
+    /// A `tollgate serve` proxying to `upstream`, on a Redis and data folder of the caller's, so a
+    /// test can kill or stop it and start another on the same state.
+    static func serve(redis: RedisServer, dataDirectory: URL, upstream: UpstreamProcess, arguments: [String] = []) async throws -> E2EServer {
+        E2EServer(redis: redis, server: try await ServerProcess.start(
+            redis: redis, dataDirectory: dataDirectory, adminToken: E2ETokens.admin, serviceToken: E2ETokens.service,
+            arguments: ["--log-level", "warning", "--redis-timeout", "10s"] + E2ETokens.couponSecretArguments
+                + ["--openai-upstream", "http://127.0.0.1:\(upstream.port)/v1"] + arguments,
+            environment: ["TOLLGATE_OPENAI_UPSTREAM_KEY": upstreamKey]))
+    }
+
     /// Runs one scenario of the SDK client; returns what it printed (one JSON object).
     func sdk(_ arguments: [String], key: String? = nil, sourceLocation: SourceLocation = #_sourceLocation) async throws -> JSONValue {
         let result = try await CommandRunner.run(

@@ -378,11 +378,7 @@ struct OpenAIProxyTests {
         let data = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-proxy-crash-\(UUID().uuidString.prefix(8))")
         defer { try? FileManager.default.removeItem(at: data) }
         func serve() async throws -> E2EServer {
-            E2EServer(redis: redis, server: try await ServerProcess.start(
-                redis: redis, dataDirectory: data, adminToken: E2ETokens.admin, serviceToken: E2ETokens.service,
-                arguments: ["--log-level", "warning", "--redis-timeout", "10s"] + E2ETokens.couponSecretArguments
-                    + ["--openai-upstream", "http://127.0.0.1:\(upstream.port)/v1", "--openai-hold-ttl", "3s", "--openai-batch-tokens", "8"],
-                environment: ["TOLLGATE_OPENAI_UPSTREAM_KEY": F.upstreamKey]))
+            try await F.serve(redis: redis, dataDirectory: data, upstream: upstream, arguments: ["--openai-hold-ttl", "3s", "--openai-batch-tokens", "8"])
         }
         let first = try await serve()
         try await first.price("tokens.input", "0.002", per: 1000, model: F.model)
@@ -417,11 +413,7 @@ struct OpenAIProxyTests {
         let data = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-proxy-term-\(UUID().uuidString.prefix(8))")
         defer { try? FileManager.default.removeItem(at: data) }
         func serve() async throws -> E2EServer {
-            E2EServer(redis: redis, server: try await ServerProcess.start(
-                redis: redis, dataDirectory: data, adminToken: E2ETokens.admin, serviceToken: E2ETokens.service,
-                arguments: ["--log-level", "warning", "--redis-timeout", "10s"] + E2ETokens.couponSecretArguments
-                    + ["--openai-upstream", "http://127.0.0.1:\(upstream.port)/v1"],
-                environment: ["TOLLGATE_OPENAI_UPSTREAM_KEY": F.upstreamKey]))
+            try await F.serve(redis: redis, dataDirectory: data, upstream: upstream)
         }
         let first = try await serve()
         try await first.price("tokens.input", "0.002", per: 1000, model: F.model)
