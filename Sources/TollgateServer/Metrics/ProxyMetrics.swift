@@ -1,5 +1,4 @@
 import Metrics
-import Synchronization
 
 /// The OpenAI proxy's metrics: calls by endpoint and outcome, tokens charged, cut streams,
 /// the upstream's latency and the proxy's own overhead.
@@ -20,8 +19,8 @@ final class ProxyMetrics: Sendable {
         case invalid
     }
 
-    private let calls = Mutex([String: Metrics.Counter]())
-    private let cuts = Mutex([String: Metrics.Counter]())
+    private let calls = LabeledCounters("tollgate_openai_calls_total")
+    private let cuts = LabeledCounters("tollgate_openai_cut_streams_total")
     private let inputTokens = Metrics.Counter(label: "tollgate_openai_tokens_total", dimensions: [("kind", "input")])
     private let outputTokens = Metrics.Counter(label: "tollgate_openai_tokens_total", dimensions: [("kind", "output")])
     /// From sending the request upstream to its answer's head.
@@ -30,15 +29,7 @@ final class ProxyMetrics: Sendable {
     private let overhead = Metrics.Timer(label: "tollgate_openai_proxy_overhead_seconds", preferredDisplayUnit: .seconds)
 
     func recordCall(_ endpoint: OpenAIEndpoint, _ outcome: Outcome) {
-        let key = endpoint.rawValue + "/" + outcome.rawValue
-        let counter = calls.withLock { counters in
-            if let existing = counters[key] { return existing }
-            let made = Metrics.Counter(label: "tollgate_openai_calls_total",
-                                       dimensions: [("endpoint", endpoint.rawValue), ("outcome", outcome.rawValue)])
-            counters[key] = made
-            return made
-        }
-        counter.increment()
+        calls.increment([("endpoint", endpoint.rawValue), ("outcome", outcome.rawValue)])
     }
 
     /// Tokens a call was settled on.
@@ -49,13 +40,7 @@ final class ProxyMetrics: Sendable {
 
     /// A stream cut because a batch was refused, by the engine's reason.
     func recordCut(reason: String) {
-        let counter = cuts.withLock { counters in
-            if let existing = counters[reason] { return existing }
-            let made = Metrics.Counter(label: "tollgate_openai_cut_streams_total", dimensions: [("reason", reason)])
-            counters[reason] = made
-            return made
-        }
-        counter.increment()
+        cuts.increment([("reason", reason)])
     }
 
     func recordUpstreamLatency(since start: ContinuousClock.Instant) { upstreamLatency.recordInterval(since: start) }

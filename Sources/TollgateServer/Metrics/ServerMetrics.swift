@@ -1,15 +1,14 @@
 import Metrics
 import Prometheus
-import Synchronization
 import TollgateCore
 import TollgateRedis
 
 /// The server's metrics, through swift-metrics; `/metrics` renders the Prometheus registry.
 final class ServerMetrics: Sendable {
     let registry: PrometheusCollectorRegistry
-    private let decisions = Mutex([String: Metrics.Counter]())
+    private let decisions = LabeledCounters("tollgate_decisions_total")
     private let latency: Metrics.Timer
-    private let redisErrors = Mutex([String: Metrics.Counter]())
+    private let redisErrors = LabeledCounters("tollgate_redis_errors_total")
     private let pipelineDepth: Metrics.Gauge
     private let failOpen = Metrics.Counter(label: "tollgate_fail_open_total")
     private let pendingVoids = Metrics.Gauge(label: "tollgate_pending_voids")
@@ -31,27 +30,14 @@ final class ServerMetrics: Sendable {
     func record(_ decision: Decision, since start: ContinuousClock.Instant) {
         let outcome = decision.allowed ? "allowed" : "denied"
         let reason = decision.reason?.rawValue ?? "none"
-        let key = outcome + "/" + reason
-        let counter = decisions.withLock { counters in
-            if let existing = counters[key] { return existing }
-            let made = Metrics.Counter(label: "tollgate_decisions_total", dimensions: [("outcome", outcome), ("reason", reason)])
-            counters[key] = made
-            return made
-        }
-        counter.increment()
+        decisions.increment([("outcome", outcome), ("reason", reason)])
         latency.recordInterval(since: start)
     }
 
     /// Counts a failure to reach Redis (`unavailable`, `timeout`) or an error it returned.
     func recordRedisError(_ error: TollgateError) {
         let kind = error.code == .redisUnavailable ? (error.message.contains("timed out") || error.message.contains("timeout") ? "timeout" : "unavailable") : "error"
-        let counter = redisErrors.withLock { counters in
-            if let existing = counters[kind] { return existing }
-            let made = Metrics.Counter(label: "tollgate_redis_errors_total", dimensions: [("kind", kind)])
-            counters[kind] = made
-            return made
-        }
-        counter.increment()
+        redisErrors.increment([("kind", kind)])
     }
 
     /// Counts a call allowed without Redis (`--fail-open`).
