@@ -141,24 +141,36 @@ public final class RedisServer: Sendable {
         throw RedisServerError(message: "redis-server is not installed (Debian: apt-get install redis-server)")
     }
 
-    /// Asks the kernel for a free TCP port on 127.0.0.1.
+    /// A free TCP port on 127.0.0.1, never handed out before in this process.
+    ///
+    /// Drawn below the kernel's ephemeral range (32768 and up on Linux), for a port the kernel
+    /// picks (`bind` to port 0) is one the next outgoing connection of any concurrent test
+    /// may take as its local port before the server binds it: a cluster node once failed to
+    /// start so.
     public static func freePort() throws -> Int {
+        for _ in 0..<200 {
+            let candidate = Int.random(in: 10_000..<32_768)
+            guard handedOutPorts.withLock({ $0.insert(candidate).inserted }) else { continue }
+            if canBind(candidate) { return candidate }
+        }
+        throw RedisServerError(message: "no free TCP port found on 127.0.0.1 in 10000-32767")
+    }
+
+    private static let handedOutPorts = Mutex<Set<Int>>([])
+
+    private static func canBind(_ port: Int) -> Bool {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { throw RedisServerError(message: "socket() failed") }
+        guard descriptor >= 0 else { return false }
         defer { close(descriptor) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
+        address.sin_port = UInt16(port).bigEndian
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Int32 in
-                guard bind(descriptor, pointer, length) == 0 else { return -1 }
-                return getsockname(descriptor, pointer, &length)
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
             }
         }
-        guard bound == 0 else { throw RedisServerError(message: "bind() failed") }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 }
 
