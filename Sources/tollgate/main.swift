@@ -26,6 +26,8 @@ do {
         print(TollgateCommand.fullMessage(for: error))
         Foundation.exit(0)
     }
-    Output.error(TollgateCommand.fullMessage(for: error))
+    // Output.error says "error:" itself.
+    let message = TollgateCommand.fullMessage(for: error)
+    Output.error(message.hasPrefix("Error: ") ? String(message.dropFirst("Error: ".count)) : message)
     Foundation.exit(CLIExit.badInput.code)
 }

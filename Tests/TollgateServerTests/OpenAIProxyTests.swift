@@ -468,10 +468,10 @@ struct OpenAIProxyTests {
             (["--openai-upstream", "ftp://x"], [:], "http(s) base URL"),
             (["--openai-upstream-key-file", "/nonexistent"], [:], "need --openai-upstream"),
             (["--openai-upstream", "http://127.0.0.1:1/v1", "--openai-upstream-key-file", "/nonexistent/key"], [:], "cannot read an API key"),
-            (["--openai-upstream", "http://127.0.0.1:1/v1", "--openai-batch-tokens", "0"], [:], "--openai-batch-tokens is 1 to"),
+            (["--openai-upstream", "http://127.0.0.1:1/v1", "--openai-batch-tokens", "0"], [:], "--openai-batch-tokens is a whole number, 1 to"),
             (["--openai-upstream", "http://127.0.0.1:1/v1", "--openai-on-upstream-failure", "refund"], [:], "release or charge-input"),
             (["--openai-upstream", "http://127.0.0.1:1/v1", "--openai-routes", "/nonexistent/routes.json"], [:], "cannot read the route table"),
-            ([], ["TOLLGATE_OPENAI_UPSTREAM": "http://127.0.0.1:1/v1", "TOLLGATE_OPENAI_DEFAULT_MAX_TOKENS": "many"], "must be a whole number"),
+            ([], ["TOLLGATE_OPENAI_UPSTREAM": "http://127.0.0.1:1/v1", "TOLLGATE_OPENAI_DEFAULT_MAX_TOKENS": "many"], "TOLLGATE_OPENAI_DEFAULT_MAX_TOKENS (like --openai-default-max-tokens) is a whole number"),
         ]
         for (arguments, environment, message) in cases {
             let result = try await CommandRunner.run(CommandRunner.product("tollgate"),

@@ -19,81 +19,123 @@ struct ServeCommand: AsyncParsableCommand {
             TOLLGATE_SERVICE_TOKEN; when not given they are generated once, kept in the data \
             folder and printed at start. SIGTERM or SIGINT stops accepting, finishes requests in \
             flight, then closes Redis.
+
+            Every flag falls back to the TOLLGATE_* variable named in its help, then to its \
+            default; a flag or variable that does not read stops serve at once (exit 2).
             """)
 
-    @Option(help: "Address to listen on (TOLLGATE_HOST).") var host: String?
-    @Option(help: "Port to listen on; 0 picks a free one (TOLLGATE_PORT).") var port: Int?
-    @Option(help: "Redis address; none starts the embedded Redis (TOLLGATE_REDIS_URL).") var redis: String?
-    @Option(help: ArgumentHelp(
-        "Redis Cluster seed nodes, host:port[,host:port...]; instead of --redis (TOLLGATE_REDIS_CLUSTER).",
-        discussion: "A few nodes are enough: the slot map is read from any of them and kept current. See docs/CLUSTER.md.",
-        valueName: "nodes")) var redisCluster: String?
-    @Option(help: "Folder for the embedded Redis and generated tokens (TOLLGATE_DATA_DIR).") var dataDir: String?
-    @Option(help: "Admin token (TOLLGATE_ADMIN_TOKEN).") var adminToken: String?
-    @Option(help: "Service token for gateways (TOLLGATE_SERVICE_TOKEN).") var serviceToken: String?
-    @Option(help: ArgumentHelp(
-        "The secret coupon codes are hashed with, at least 16 characters (TOLLGATE_COUPON_SECRET).",
-        discussion: "When not given, generated once and kept in the data folder (coupon.secret): back it up, no code can be redeemed without it.",
-        valueName: "secret")) var couponSecret: String?
-    @Option(help: "Status of a denied /v1/check: 403, 402 or 429 (TOLLGATE_DENY_STATUS).") var denyStatus: Int?
-    @Option(help: "Longest wait for Redis per gateway decision; then 503 engine_unavailable (default 50ms; TOLLGATE_REDIS_TIMEOUT).") var redisTimeout: DurationArgument?
-    @Option(help: "Longest wait for Redis on admin, billing and report calls (default 5s; TOLLGATE_ADMIN_REDIS_TIMEOUT).") var adminRedisTimeout: DurationArgument?
-    @Option(help: "normal (AOF, fsync every second) or strict (fsync before every reply) (TOLLGATE_DURABILITY).") var durability: String?
-    @Flag(help: "Allow gateway calls while Redis cannot answer, journal them and charge them once it is back (TOLLGATE_FAIL_OPEN=1).") var failOpen = false
-    @Option(help: "Most calls the fail-open journal keeps before failing closed again (default 100000).") var failOpenJournalLimit: Int?
-    @Option(help: "Redis connections (TOLLGATE_REDIS_CONNECTIONS).") var redisConnections: Int?
-    @Option(help: "Most client connections served at once (default 10000; TOLLGATE_MAX_CONNECTIONS).") var maxConnections: Int?
-    @Option(help: ArgumentHelp(
-        "Longest a request's head and body may take to arrive; then 408 request_timeout and the connection closes (default 10s; TOLLGATE_REQUEST_TIMEOUT).",
-        discussion: "Counted from a request's first byte (a new connection's first request: from the connection's opening). Responses, SSE and WebSocket streams are not limited by it.",
-        valueName: "duration")) var requestTimeout: DurationArgument?
-    @Option(help: ArgumentHelp(
-        "Longest a keep-alive connection may wait for its next request once its responses are written (default 75s; TOLLGATE_IDLE_TIMEOUT).",
-        valueName: "duration")) var idleTimeout: DurationArgument?
-    @Option(help: "trace, debug, info, notice, warning, error (TOLLGATE_LOG_LEVEL).") var logLevel: String?
-    @Option(help: ArgumentHelp(
-        "A proxy (IP address) whose X-Forwarded-For names the client; repeat for several (TOLLGATE_TRUSTED_PROXIES, comma-separated).",
-        discussion: "Failed coupon attempts are limited per client address; behind nginx, name it here or every client shares its address.",
-        valueName: "ip")) var trustedProxy: [String] = []
+    @Option(name: ServeSettings.host.name, help: ServeSettings.host.help) var host: String?
+    @Option(name: ServeSettings.port.name, help: ServeSettings.port.help) var port: String?
+    @Option(name: ServeSettings.redis.name, help: ServeSettings.redis.help) var redis: String?
+    @Option(name: ServeSettings.redisCluster.name, help: ServeSettings.redisCluster.help) var redisCluster: String?
+    @Option(name: ServeSettings.dataDir.name, help: ServeSettings.dataDir.help) var dataDir: String?
+    @Option(name: ServeSettings.adminToken.name, help: ServeSettings.adminToken.help) var adminToken: String?
+    @Option(name: ServeSettings.serviceToken.name, help: ServeSettings.serviceToken.help) var serviceToken: String?
+    @Option(name: ServeSettings.couponSecret.name, help: ServeSettings.couponSecret.help) var couponSecret: String?
+    @Option(name: ServeSettings.denyStatus.name, help: ServeSettings.denyStatus.help) var denyStatus: String?
+    @Option(name: ServeSettings.redisTimeout.name, help: ServeSettings.redisTimeout.help) var redisTimeout: String?
+    @Option(name: ServeSettings.adminRedisTimeout.name, help: ServeSettings.adminRedisTimeout.help) var adminRedisTimeout: String?
+    @Option(name: ServeSettings.durability.name, help: ServeSettings.durability.help) var durability: String?
+    @Flag(name: ServeSettings.failOpen.name, help: ServeSettings.failOpen.help) var failOpen = false
+    @Option(name: ServeSettings.failOpenJournalLimit.name, help: ServeSettings.failOpenJournalLimit.help) var failOpenJournalLimit: String?
+    @Option(name: ServeSettings.redisConnections.name, help: ServeSettings.redisConnections.help) var redisConnections: String?
+    @Option(name: ServeSettings.maxConnections.name, help: ServeSettings.maxConnections.help) var maxConnections: String?
+    @Option(name: ServeSettings.requestTimeout.name, help: ServeSettings.requestTimeout.help) var requestTimeout: String?
+    @Option(name: ServeSettings.idleTimeout.name, help: ServeSettings.idleTimeout.help) var idleTimeout: String?
+    @Option(name: ServeSettings.logLevel.name, help: ServeSettings.logLevel.help) var logLevel: String?
+    @Option(name: ServeSettings.trustedProxy.name, help: ServeSettings.trustedProxy.help) var trustedProxy: [String] = []
     @OptionGroup(title: "Event streams") var eventOptions: EventStreamOptions
     @OptionGroup(title: "OpenAI-compatible metering proxy") var openAIOptions: OpenAIProxyOptions
     @Flag(help: "Seed a demo account with credit, prices, an API key and a dashboard token, and print curl lines.") var demo = false
 
+    /// Every setting read and checked when the command line is parsed, so a bad flag or
+    /// variable stops `serve` before anything starts.
+    func validate() throws {
+        _ = try settings(ProcessInfo.processInfo.environment)
+    }
+
+    /// The settings this command runs with, resolved from flags, `TOLLGATE_*` and defaults.
+    private struct Resolved {
+        var host: String
+        var port: Int
+        var redis: String?
+        var redisCluster: String?
+        var dataDirectory: URL
+        var adminToken: String?
+        var serviceToken: String?
+        var couponSecret: String?
+        var denyStatus: Int
+        var redisTimeout: Duration
+        var adminRedisTimeout: Duration
+        var durability: Durability
+        var failOpen: Bool
+        var failOpenJournalLimit: Int
+        var redisConnections: Int
+        var maxConnections: Int
+        var timeouts: RequestTimeouts
+        var logLevel: Logger.Level
+        var trustedProxies: Set<String>
+    }
+
+    private func settings(_ environment: [String: String]) throws(TollgateError) -> Resolved {
+        let all = ServeSettings.self
+        // A --redis flag wins over a cluster named only in the environment.
+        let cluster = redisCluster != nil || redis == nil ? try all.redisCluster.value(redisCluster, environment) : nil
+        guard cluster == nil || redis == nil else { throw TollgateError(.invalidArgument, "give --redis or --redis-cluster, not both") }
+        return Resolved(
+            host: try all.host.required(host, environment),
+            port: try all.port.required(port, environment),
+            redis: cluster == nil ? try all.redis.value(redis, environment) : nil,
+            redisCluster: cluster,
+            dataDirectory: URL(fileURLWithPath: try all.dataDir.required(dataDir, environment), isDirectory: true).standardizedFileURL,
+            adminToken: try all.adminToken.value(adminToken, environment),
+            serviceToken: try all.serviceToken.value(serviceToken, environment),
+            couponSecret: try all.couponSecret.value(couponSecret, environment),
+            denyStatus: try all.denyStatus.required(denyStatus, environment),
+            redisTimeout: try all.redisTimeout.required(redisTimeout, environment),
+            // Admin and report calls read more (ledgers, reports) and nobody waits on them per
+            // request of an API: they get longer.
+            adminRedisTimeout: try all.adminRedisTimeout.required(adminRedisTimeout, environment),
+            durability: Durability(rawValue: try all.durability.required(durability, environment)) ?? .normal,
+            failOpen: try all.failOpen.isOn(failOpen, environment),
+            failOpenJournalLimit: try all.failOpenJournalLimit.required(failOpenJournalLimit, environment),
+            redisConnections: try all.redisConnections.required(redisConnections, environment),
+            maxConnections: try all.maxConnections.required(maxConnections, environment),
+            // Slow or silent clients give their connection back (see RequestTimeoutHandler).
+            timeouts: RequestTimeouts(request: try all.requestTimeout.required(requestTimeout, environment),
+                                      idle: try all.idleTimeout.required(idleTimeout, environment)),
+            logLevel: Logger.Level(rawValue: try all.logLevel.required(logLevel, environment)) ?? .info,
+            trustedProxies: try trustedProxies(environment))
+    }
+
+    /// Every `--trusted-proxy` given, else the variable's comma-separated list.
+    private func trustedProxies(_ environment: [String: String]) throws(TollgateError) -> Set<String> {
+        guard !trustedProxy.isEmpty else { return Set(try ServeSettings.trustedProxy.required(nil, environment)) }
+        var proxies: Set<String> = []
+        for flag in trustedProxy { proxies.formUnion(try ServeSettings.trustedProxy.required(flag, environment)) }
+        return proxies
+    }
+
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
-        func setting(_ flag: String?, _ name: String) -> String? { flag ?? environment["TOLLGATE_" + name] }
+        let settings = try settings(environment)
         var logger = Logger(label: "tollgate")
-        logger.logLevel = setting(logLevel, "LOG_LEVEL").flatMap(Logger.Level.init(rawValue:)) ?? .info
-
-        let host = setting(host, "HOST") ?? "127.0.0.1"
-        let port = port ?? environment["TOLLGATE_PORT"].map({ Int($0) ?? -1 }) ?? 8080
-        guard (0...65535).contains(port) else {
-            throw ValidationError("the port must be 0 to 65535")
-        }
-        let deny = denyStatus ?? environment["TOLLGATE_DENY_STATUS"].flatMap { Int($0) } ?? 403
-        guard [402, 403, 429].contains(deny) else { throw ValidationError("--deny-status is 402, 403 or 429") }
-        let timeout = redisTimeout ?? environment["TOLLGATE_REDIS_TIMEOUT"].flatMap(DurationArgument.init(argument:)) ?? DurationArgument(.milliseconds(50))
-        // Admin and report calls read more (ledgers, reports) and nobody waits on them per
-        // request of an API: they get longer.
-        let adminTimeout = adminRedisTimeout ?? environment["TOLLGATE_ADMIN_REDIS_TIMEOUT"].flatMap(DurationArgument.init(argument:)) ?? DurationArgument(.seconds(5))
-        guard let durabilityMode = Durability(rawValue: setting(durability, "DURABILITY") ?? "normal") else {
-            throw ValidationError("--durability is normal or strict")
-        }
-        let failOpen = failOpen || ["1", "true", "yes"].contains(environment["TOLLGATE_FAIL_OPEN"] ?? "")
-        let connections = redisConnections ?? environment["TOLLGATE_REDIS_CONNECTIONS"].flatMap { Int($0) } ?? 4
-        guard (1...64).contains(connections) else { throw ValidationError("--redis-connections is 1 to 64") }
-        let dataDirectory = URL(fileURLWithPath: setting(dataDir, "DATA_DIR") ?? ".tollgate", isDirectory: true).standardizedFileURL
+        logger.logLevel = settings.logLevel
+        let host = settings.host
+        let port = settings.port
+        let timeout = settings.redisTimeout
+        let durabilityMode = settings.durability
+        let failOpen = settings.failOpen
+        let dataDirectory = settings.dataDirectory
 
         let embedded: EmbeddedRedis?
         let topology: RedisTopology
-        let clusterSeeds = redisCluster ?? (redis == nil ? environment["TOLLGATE_REDIS_CLUSTER"] : nil)
-        if let clusterSeeds {
-            guard redis == nil else { throw ValidationError("give --redis or --redis-cluster, not both") }
+        if let clusterSeeds = settings.redisCluster {
             do { topology = .cluster(try RedisAddress.clusterSeeds(parsing: clusterSeeds)) } catch {
                 throw TollgateError(.invalidArgument, error.message)
             }
             embedded = nil
-        } else if let url = setting(redis, "REDIS_URL") {
+        } else if let url = settings.redis {
             do { topology = .single(try RedisAddress(parsing: url)) } catch { throw TollgateError(.invalidArgument, error.message) }
             embedded = nil
         } else {
@@ -112,7 +154,7 @@ struct ServeCommand: AsyncParsableCommand {
             address: address, connectTimeout: .seconds(5), commandTimeout: .seconds(15), connectionCount: 1))
         let coupons: (key: CouponKey, origin: KeptSecret.Origin)
         do {
-            coupons = try CouponKey.load(given: setting(couponSecret, "COUPON_SECRET"), directory: dataDirectory)
+            coupons = try CouponKey.load(given: settings.couponSecret, directory: dataDirectory)
             _ = try await Engine.start(redis: startup, couponKey: coupons.key)
             for problem in await durabilityMode.problems(of: startup) {
                 logger.warning("\(problem)")
@@ -124,19 +166,19 @@ struct ServeCommand: AsyncParsableCommand {
             throw error
         }
         let client = try topology.client(RedisConfiguration(
-            address: address, connectTimeout: .seconds(2), commandTimeout: adminTimeout.duration, connectionCount: 2))
+            address: address, connectTimeout: .seconds(2), commandTimeout: settings.adminRedisTimeout, connectionCount: 2))
         var engine = Engine(redis: client)
         engine.couponKey = coupons.key
         // The gateway's decisions: connecting and answering each bounded by --redis-timeout.
         let decisionClient = try topology.client(RedisConfiguration(
-            address: address, connectTimeout: timeout.duration, commandTimeout: timeout.duration, connectionCount: connections))
+            address: address, connectTimeout: timeout, commandTimeout: timeout, connectionCount: settings.redisConnections))
         var gateway = Engine(redis: decisionClient, pendingVoids: try PendingVoidJournal(
             path: dataDirectory.appendingPathComponent("pending-voids.journal").path))
         gateway.voidsUnansweredDecisions = !failOpen
         let journal = try failOpen ? FailOpenJournal(
             path: dataDirectory.appendingPathComponent("fail-open.journal").path,
-            capacity: failOpenJournalLimit ?? environment["TOLLGATE_FAIL_OPEN_JOURNAL_LIMIT"].flatMap { Int($0) } ?? 100_000) : nil
-        let tokens = try ServerTokens.load(admin: setting(adminToken, "ADMIN_TOKEN"), service: setting(serviceToken, "SERVICE_TOKEN"),
+            capacity: settings.failOpenJournalLimit) : nil
+        let tokens = try ServerTokens.load(admin: settings.adminToken, service: settings.serviceToken,
                                            directory: dataDirectory)
         let demoLines = demo ? try await seedDemo(engine) : nil
         var paymentSettings = environment
@@ -146,18 +188,11 @@ struct ServeCommand: AsyncParsableCommand {
             paymentSettings["TOLLGATE_DEPOSIT_ADDRESS_USDC"] = "ETHEREUM:0x000000000000000000000000000000000000dEaD"
         }
         let payments = try Self.paymentsConfiguration(paymentSettings)
-        var configuration = ServerConfiguration(host: host, port: port, tokens: tokens, denyStatus: deny, payments: payments)
-        let proxies = trustedProxy + (environment["TOLLGATE_TRUSTED_PROXIES"] ?? "").split(separator: ",").map {
-            $0.trimmingCharacters(in: .whitespaces)
-        }
-        configuration.trustedProxies = Set(proxies.filter { !$0.isEmpty })
+        var configuration = ServerConfiguration(host: host, port: port, tokens: tokens, denyStatus: settings.denyStatus, payments: payments)
+        configuration.trustedProxies = settings.trustedProxies
         configuration.failOpen = journal
-        configuration.maximumConnections = maxConnections ?? environment["TOLLGATE_MAX_CONNECTIONS"].flatMap { Int($0) } ?? 10_000
-        guard configuration.maximumConnections >= 1 else { throw ValidationError("--max-connections is at least 1") }
-        // Slow or silent clients give their connection back (see RequestTimeoutHandler).
-        let requestLimit = requestTimeout ?? environment["TOLLGATE_REQUEST_TIMEOUT"].flatMap(DurationArgument.init(argument:)) ?? DurationArgument(.seconds(10))
-        let idleLimit = idleTimeout ?? environment["TOLLGATE_IDLE_TIMEOUT"].flatMap(DurationArgument.init(argument:)) ?? DurationArgument(.seconds(75))
-        configuration.timeouts = RequestTimeouts(request: requestLimit.duration, idle: idleLimit.duration)
+        configuration.maximumConnections = settings.maxConnections
+        configuration.timeouts = settings.timeouts
         configuration.openAI = try openAIOptions.configuration(environment).map(OpenAIProxy.init(configuration:))
         let redisDescription = embedded.map { "embedded, data in \($0.directory.path)" } ?? topology.description
         let events = EventHub(

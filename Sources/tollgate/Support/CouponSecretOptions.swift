@@ -19,8 +19,8 @@ struct CouponSecretOptions: ParsableArguments {
     /// The coupon key these options name.
     func couponKey() throws -> CouponKey {
         let environment = ProcessInfo.processInfo.environment
-        let directory = URL(fileURLWithPath: dataDir ?? environment["TOLLGATE_DATA_DIR"] ?? ".tollgate", isDirectory: true)
-        return try CouponKey.load(given: couponSecret ?? environment["TOLLGATE_COUPON_SECRET"], directory: directory).key
+        let directory = URL(fileURLWithPath: try ServeSettings.dataDir.required(dataDir, environment), isDirectory: true)
+        return try CouponKey.load(given: try ServeSettings.couponSecret.value(couponSecret, environment), directory: directory).key
     }
 
     /// A ready engine that hashes coupon codes with this secret.

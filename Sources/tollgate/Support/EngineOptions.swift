@@ -7,36 +7,40 @@ import TollgateRedis
 struct EngineOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp(
         "Redis address: redis://[user:password@]host:port[/db] or unix:///path/to/socket.",
-        discussion: "Defaults to TOLLGATE_REDIS_URL, else redis://127.0.0.1:6379.",
+        discussion: "Defaults to \(ServeSettings.redis.variable), else redis://127.0.0.1:6379.",
         valueName: "url"))
     var redis: String?
 
     @Option(name: .long, help: ArgumentHelp(
         "Redis Cluster seed nodes: host:port[,host:port...] (any few nodes; the rest are discovered).",
-        discussion: "Defaults to TOLLGATE_REDIS_CLUSTER. Use instead of --redis; see docs/CLUSTER.md.",
+        discussion: "Defaults to \(ServeSettings.redisCluster.variable). Use instead of --redis; see docs/CLUSTER.md.",
         valueName: "nodes"))
     var redisCluster: String?
 
     @Option(name: .long, help: ArgumentHelp("How long to wait for Redis per command, e.g. 500ms or 2s.", valueName: "duration"))
     var redisTimeout: DurationArgument = DurationArgument(.seconds(2))
 
-    /// The address chosen by flag, then environment, then the default.
-    var redisURL: String {
-        redis ?? ProcessInfo.processInfo.environment["TOLLGATE_REDIS_URL"] ?? "redis://127.0.0.1:6379"
-    }
-
     /// One server or a cluster: `--redis-cluster`/`TOLLGATE_REDIS_CLUSTER` when given (and no
-    /// `--redis`), else the single address.
+    /// `--redis`), else `--redis`/`TOLLGATE_REDIS_URL`, else the local default.
     func topology() throws(TollgateError) -> RedisTopology {
+        let environment = ProcessInfo.processInfo.environment
+        let cluster = redisCluster != nil || redis == nil ? try ServeSettings.redisCluster.value(redisCluster, environment) : nil
         do throws(RedisError) {
-            let cluster = redisCluster ?? (redis == nil ? ProcessInfo.processInfo.environment["TOLLGATE_REDIS_CLUSTER"] : nil)
             if let cluster {
                 guard redis == nil else { throw RedisError(.invalidAddress, "give --redis or --redis-cluster, not both") }
                 return .cluster(try RedisAddress.clusterSeeds(parsing: cluster))
             }
-            return .single(try RedisAddress(parsing: redisURL))
+            return .single(try RedisAddress(parsing: try redisURL(environment)))
         } catch {
             throw TollgateError(.invalidArgument, error.message)
+        }
+    }
+
+    private func redisURL(_ environment: [String: String]) throws(RedisError) -> String {
+        do {
+            return try ServeSettings.redis.value(redis, environment) ?? "redis://127.0.0.1:6379"
+        } catch {
+            throw RedisError(.invalidAddress, error.message)
         }
     }
 
@@ -82,8 +86,12 @@ struct DurationArgument: ExpressibleByArgument, Sendable {
         return nil
     }
 
+    /// The duration in its largest whole unit: `250ms`, `30s`, `15m`, `24h`.
     var defaultValueDescription: String {
         let milliseconds = duration.wholeMilliseconds
-        return milliseconds % 1000 == 0 ? "\(milliseconds / 1000)s" : "\(milliseconds)ms"
+        for (suffix, perUnit) in [("h", Int64(3_600_000)), ("m", 60_000), ("s", 1000)] where milliseconds % perUnit == 0 && milliseconds > 0 {
+            return "\(milliseconds / perUnit)\(suffix)"
+        }
+        return "\(milliseconds)ms"
     }
 }
