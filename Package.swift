@@ -131,7 +131,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TollgatePaymentsTests",
-            dependencies: ["TollgatePayments", "TollgateCore"]
+            dependencies: ["TollgatePayments", "TollgateCore", "TollgateTestSupport"]
         ),
         .testTarget(
             name: "TollgateLoadTestTests",

@@ -5,14 +5,9 @@ import TollgateRedis
 import Glibc
 #endif
 
-/// A child process of a test (redis-server, nginx) started with posix_spawn, default signal
-/// handling and an empty signal mask (Dispatch threads, where async code runs, block SIGTERM,
-/// and a child inherits the mask: it would ignore a stop). stdin is /dev/null; stdout and
-/// stderr go to files. Killed (SIGKILL) and reaped when released while still running.
-///
-/// Its end is learnt with `waitpid` on its own pid, never with Foundation's
-/// `Process.waitUntilExit()`: that spins the calling thread's run loop and can park it for
-/// good off the main thread, and a parked thread of the shared pool stalls every test.
+/// A child process of a test whose output goes to files (redis-server, nginx), started by
+/// `Spawn`; stdin is /dev/null. Its end is polled with `waitpid` on its own pid. Killed
+/// (SIGKILL) and reaped when released while still running.
 public final class ChildProcess: Sendable {
     /// The process id.
     public let pid: pid_t
@@ -30,30 +25,14 @@ public final class ChildProcess: Sendable {
         }
     }
 
-    /// Starts `executable` with `arguments` (without argv[0]) and this process's environment
-    /// merged with `environment`; its stdout and stderr are written to the files named (for
-    /// example `/dev/null`).
+    /// Starts `executable` with `arguments` (without argv[0]); the environment is this
+    /// process's without `TOLLGATE_*` variables, plus `environment`. Its stdout and stderr are
+    /// written to the files named (for example `/dev/null`).
     public static func spawn(
         _ executable: String, _ arguments: [String], environment: [String: String] = [:],
         stdout: String, stderr: String
-    ) throws -> ChildProcess {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        let merged = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
-        let envp: [UnsafeMutablePointer<CChar>?] = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { envp.forEach { free($0) } }
-        var pid: pid_t = 0
-        let result = withChildSpawnAttributes { attributes in posix_spawn(&pid, executable, &actions, attributes, argv, envp) }
-        guard result == 0 else {
-            throw ChildProcessError(message: "cannot start \(executable): \(String(cString: strerror(result)))")
-        }
-        return ChildProcess(pid: pid)
+    ) throws(ChildProcessError) -> ChildProcess {
+        ChildProcess(pid: try Spawn.spawn(executable, arguments, environment: environment, stdout: .file(stdout), stderr: .file(stderr)).pid)
     }
 
     /// Whether the process has not exited yet.

@@ -18,54 +18,20 @@ public enum CommandRunner {
         productsDirectory.appendingPathComponent(name)
     }
 
-    /// Runs `executable` with `arguments` and extra `environment`, waiting off the cooperative pool.
+    /// Runs `executable` with `arguments` and extra `environment` (inherited `TOLLGATE_*`
+    /// variables are dropped) to its end, `stdin` as its input; killed after `timeout`, which
+    /// only catches a hang.
     public static func run(
-        _ executable: URL, _ arguments: [String], environment: [String: String] = [:], stdin: String? = nil
+        _ executable: URL, _ arguments: [String], environment: [String: String] = [:], stdin: String? = nil,
+        timeout: Duration = .seconds(300)
     ) async throws -> CommandResult {
-        try await withCheckedThrowingContinuation { continuation in
-            let thread = Thread {
-                do {
-                    continuation.resume(returning: try runBlocking(executable, arguments, environment: environment, stdin: stdin))
-                } catch {
-                    continuation.resume(throwing: error)
-                }
-            }
-            thread.start()
+        let process = try TestProcess(executable, arguments, environment: environment, stdin: stdin.map { Array($0.utf8) })
+        let status: Int32
+        switch try await process.waitForExit(timeout: timeout) {
+        case .exited(let code): status = code
+        // As a shell reports it.
+        case .signaled(let signal): status = 128 + signal
         }
-    }
-
-    private static func runBlocking(
-        _ executable: URL, _ arguments: [String], environment: [String: String], stdin: String?
-    ) throws -> CommandResult {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        let input = Pipe()
-        process.standardInput = input
-        // Not waitUntilExit(): it spins this thread's run loop and can miss the exit for good.
-        let exited = DispatchSemaphore(value: 0)
-        process.terminationHandler = { _ in exited.signal() }
-        try process.run()
-        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try? input.fileHandleForWriting.close()
-        // Read both pipes to the end before waiting, so a chatty child never blocks on a full pipe.
-        let group = DispatchGroup()
-        nonisolated(unsafe) var errData = Data()
-        group.enter()
-        DispatchQueue.global().async {
-            errData = err.fileHandleForReading.readDataToEndOfFile()
-            group.leave()
-        }
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
-        exited.wait()
-        return CommandResult(
-            status: process.terminationStatus,
-            stdout: String(decoding: outData, as: UTF8.self),
-            stderr: String(decoding: errData, as: UTF8.self))
+        return CommandResult(status: status, stdout: process.stdout, stderr: process.stderr)
     }
 }

@@ -38,12 +38,22 @@ public final class TestProcess: Sendable {
     }
 
     /// Starts `executable` with `arguments`; the environment is this process's without
-    /// `TOLLGATE_*` variables, plus `environment`.
-    public init(_ executable: URL, _ arguments: [String], environment: [String: String] = [:]) throws {
-        let child = try Spawn.spawn(executable: executable.path, arguments: arguments, environment: environment)
+    /// `TOLLGATE_*` variables, plus `environment`. `stdin` is written to the child's standard
+    /// input, which then ends (without it, the input is /dev/null).
+    public init(_ executable: URL, _ arguments: [String], environment: [String: String] = [:], stdin: [UInt8]? = nil) throws {
+        guard FileManager.default.isExecutableFile(atPath: executable.path) else {
+            throw ServerProcessError("\(executable.path) is not built (swift build --build-tests)")
+        }
+        let child: Spawn.Spawned
+        do {
+            child = try Spawn.spawn(executable.path, arguments, environment: environment, stdin: stdin,
+                                    stdout: .captured, stderr: .captured)
+        } catch {
+            throw ServerProcessError(error.message)
+        }
         let shared = shared
-        Spawn.readLoop(child.stdout) { bytes in shared.state.withLock { $0.stdout += bytes } }
-        Spawn.readLoop(child.stderr) { bytes in shared.state.withLock { $0.stderr += bytes } }
+        Spawn.readLoop(child.stdout!) { bytes in shared.state.withLock { $0.stdout += bytes } }
+        Spawn.readLoop(child.stderr!) { bytes in shared.state.withLock { $0.stderr += bytes } }
         Spawn.waitLoop(child.pid) { termination in shared.state.withLock { $0.termination = termination } }
         self.pid = child.pid
     }
@@ -239,97 +249,4 @@ public final class ServerProcess: Sendable {
 public struct ServerProcessError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
-}
-
-/// posix_spawn with socket pairs for stdout and stderr, an empty signal mask and default handling of
-/// SIGTERM/SIGINT/SIGPIPE/SIGHUP: threads of the test process (Dispatch workers) block SIGTERM,
-/// and a child spawned from one would inherit that and ignore `stop()`.
-enum Spawn {
-    struct Spawned {
-        let pid: pid_t
-        let stdout: Int32
-        let stderr: Int32
-    }
-
-    static func spawn(executable: String, arguments: [String], environment: [String: String]) throws -> Spawned {
-        guard FileManager.default.isExecutableFile(atPath: executable) else {
-            throw ServerProcessError("\(executable) is not built (swift build --build-tests)")
-        }
-        var outPipe: [Int32] = [-1, -1]
-        var errPipe: [Int32] = [-1, -1]
-        // Socket pairs made close-on-exec atomically (Glibc does not export pipe2): children
-        // spawned at the same time by other tests must not inherit the write ends, or the
-        // readers would never see the end of the output.
-        let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
-        guard socketpair(AF_UNIX, type, 0, &outPipe) == 0 else { throw ServerProcessError("socketpair: \(String(cString: strerror(errno)))") }
-        guard socketpair(AF_UNIX, type, 0, &errPipe) == 0 else {
-            close(outPipe[0]); close(outPipe[1])
-            throw ServerProcessError("socketpair: \(String(cString: strerror(errno)))")
-        }
-        defer {
-            close(outPipe[1])
-            close(errPipe[1])
-        }
-
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
-
-
-        var variables = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("TOLLGATE_") }
-        variables.merge(environment) { _, new in new }
-        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
-        let envp: [UnsafeMutablePointer<CChar>?] = variables.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            argv.forEach { free($0) }
-            envp.forEach { free($0) }
-        }
-        var pid: pid_t = 0
-        let result = withChildSpawnAttributes { attributes in posix_spawn(&pid, executable, &actions, attributes, argv, envp) }
-        guard result == 0 else {
-            close(outPipe[0]); close(errPipe[0])
-            throw ServerProcessError("cannot start \(executable): \(String(cString: strerror(result)))")
-        }
-        return Spawned(pid: pid, stdout: outPipe[0], stderr: errPipe[0])
-    }
-
-    /// Reads `descriptor` to its end on a thread of its own, handing over each chunk; closes it.
-    static func readLoop(_ descriptor: Int32, _ received: @escaping @Sendable ([UInt8]) -> Void) {
-        let thread = Thread {
-            var buffer = [UInt8](repeating: 0, count: 16 * 1024)
-            while true {
-                let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-                if count > 0 {
-                    received(Array(buffer[0..<count]))
-                } else if count == 0 || errno != EINTR {
-                    break
-                }
-            }
-            close(descriptor)
-        }
-        thread.start()
-    }
-
-    /// Waits for `pid` to end on a thread of its own.
-    static func waitLoop(_ pid: pid_t, _ ended: @escaping @Sendable (TestProcess.Termination) -> Void) {
-        let thread = Thread {
-            var status: Int32 = 0
-            while waitpid(pid, &status, 0) == -1 {
-                guard errno == EINTR else {
-                    ended(.exited(-1))
-                    return
-                }
-            }
-            // WIFEXITED / WEXITSTATUS / WTERMSIG, which Swift does not import.
-            if status & 0x7F == 0 {
-                ended(.exited((status >> 8) & 0xFF))
-            } else {
-                ended(.signaled(status & 0x7F))
-            }
-        }
-        thread.start()
-    }
 }

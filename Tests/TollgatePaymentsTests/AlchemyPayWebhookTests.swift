@@ -25,8 +25,8 @@ struct AlchemyPayWebhookTests {
     }
 
     @Test("the hand-written signed text is what openssl signs to the vector", .enabled(if: opensslAvailable))
-    func vectorMatchesOpenssl() throws {
-        let mac = try opensslHMAC(key: AlchemyPayVectors.appSecret, message: bytes(AlchemyPayVectors.signedText))
+    func vectorMatchesOpenssl() async throws {
+        let mac = try await opensslHMAC(key: AlchemyPayVectors.appSecret, message: bytes(AlchemyPayVectors.signedText))
         #expect(Data(mac).base64EncodedString() == AlchemyPayVectors.newSignature)
     }
 
@@ -51,12 +51,12 @@ struct AlchemyPayWebhookTests {
     }
 
     @Test("PAY_FAIL fails the deposit; PAY_SUCCESS and unknown statuses are .other")
-    func statuses() throws {
+    func statuses() async throws {
         for (status, expected) in [
             ("PAY_FAIL", WebhookEvent.Status.failed), ("PAY_SUCCESS", .other("PAY_SUCCESS")), ("REFUNDED", .other("REFUNDED")),
         ] {
             let unsigned = AlchemyPayVectors.body(status: status, newSignature: nil)
-            let body = try resigned(unsigned)
+            let body = try await resigned(unsigned)
             let event = try provider.verifyWebhook(headers: headers, body: bytes(body), now: signingTime)
             #expect(event.status == expected)
             #expect(event.depositID == "dep_456")
@@ -65,13 +65,13 @@ struct AlchemyPayWebhookTests {
 
     /// Adds a `newSignature` computed by openssl over the text the documentation describes,
     /// built here by hand-sorting the members (independent of the provider's code).
-    func resigned(_ body: String) throws -> String {
+    func resigned(_ body: String) async throws -> String {
         guard case .object(let members) = try #require(JSONValue.parse(bytes(body))) else { throw CancellationError() }
         let kept = members.filter { !["signature", "newSignature"].contains($0.name) && $0.rawValue != "null" && $0.rawValue != #""""# }
         let sorted = kept.sorted { $0.name < $1.name }.map { "\($0.rawName):\($0.rawValue)" }.joined(separator: ",")
         let text = AlchemyPayVectors.timestamp + "POST/v1/webhooks/alchemypay{" + sorted + "}"
         let mac = opensslAvailable
-            ? try opensslHMAC(key: AlchemyPayVectors.appSecret, message: bytes(text))
+            ? try await opensslHMAC(key: AlchemyPayVectors.appSecret, message: bytes(text))
             : hmacSHA256(key: AlchemyPayVectors.appSecret, message: bytes(text))
         return String(body.dropLast()) + #","newSignature":""# + Data(mac).base64EncodedString() + #""}"#
     }
@@ -161,10 +161,10 @@ struct AlchemyPayWebhookTests {
     }
 
     @Test("a signed FINISHED webhook without the fields we need is malformed_body")
-    func missingFields() throws {
+    func missingFields() async throws {
         for removed in [#""orderNo":"1004509256035020800","#, #""merchantOrderNo":"dep_456","#, #""cryptoQuantity":"12.93","#, #""crypto":"USDT","#] {
             let unsigned = AlchemyPayVectors.body(newSignature: nil).replacingOccurrences(of: removed, with: "")
-            let body = try resigned(unsigned)
+            let body = try await resigned(unsigned)
             #expect(code { () throws(WebhookError) in
                 try provider.verifyWebhook(headers: headers, body: bytes(body), now: signingTime)
             } == .malformedBody)

@@ -36,13 +36,13 @@ struct CheckoutURLTests {
     }
 
     @Test("values are percent-encoded, and the signature covers the encoded query", .enabled(if: opensslAvailable))
-    func moonPayEncoding() throws {
+    func moonPayEncoding() async throws {
         let provider = MoonPayProvider(apiKey: "pk test/key+1", secretKey: "sk")
         let url = provider.checkoutURL(for: try deposit(network: .ethereum, address: "0xAb&c=d?é"))
         let query = "?apiKey=pk%20test%2Fkey%2B1&currencyCode=usdt&quoteCurrencyAmount=50&walletAddress=0xAb%26c%3Dd%3F%C3%A9"
             + "&externalTransactionId=dep_123"
         #expect(url.hasPrefix("https://buy.moonpay.com" + query + "&signature="))
-        let signature = try opensslHMAC(key: "sk", message: bytes(query))
+        let signature = try await opensslHMAC(key: "sk", message: bytes(query))
         let expected = Data(signature).base64EncodedString()
         let sent = String(url.split(separator: "&signature=").last!)
         #expect(sent.removingPercentEncoding == expected)

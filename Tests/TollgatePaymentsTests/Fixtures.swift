@@ -1,4 +1,6 @@
 import Foundation
+import Testing
+import TollgateTestSupport
 
 /// 2026-01-01T00:00:00Z, the moment every vector below was signed.
 let signingTime = Date(timeIntervalSince1970: 1_767_225_600)
@@ -51,23 +53,21 @@ enum AlchemyPayVectors {
 }
 
 /// Runs `openssl dgst -sha256 -hmac KEY` on `message`; the digest as raw bytes.
-func opensslHMAC(key: String, message: [UInt8]) throws -> [UInt8] {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-    process.arguments = ["dgst", "-sha256", "-hmac", key, "-binary"]
-    let input = Pipe()
-    let output = Pipe()
-    process.standardInput = input
-    process.standardOutput = output
-    // Not waitUntilExit(): it spins this thread's run loop and can miss the exit for good.
-    let exited = DispatchSemaphore(value: 0)
-    process.terminationHandler = { _ in exited.signal() }
-    try process.run()
-    try input.fileHandleForWriting.write(contentsOf: Data(message))
-    try input.fileHandleForWriting.close()
-    let digest = output.fileHandleForReading.readDataToEndOfFile()
-    exited.wait()
-    return Array(digest)
+func opensslHMAC(key: String, message: [UInt8]) async throws -> [UInt8] {
+    // The message as text on stdin: every message these tests sign is UTF-8.
+    let result = try await CommandRunner.run(URL(fileURLWithPath: "/usr/bin/openssl"), ["dgst", "-sha256", "-hmac", key],
+                                             stdin: String(decoding: message, as: UTF8.self))
+    // "SHA2-256(stdin)= 4f3a..." (older versions: "(stdin)= 4f3a...").
+    let hexDigest = try #require(result.stdout.split(separator: " ").last, "openssl said: \(result.stderr)")
+        .trimmingCharacters(in: .whitespacesAndNewlines)
+    var digest: [UInt8] = []
+    var index = hexDigest.startIndex
+    while index < hexDigest.endIndex, let next = hexDigest.index(index, offsetBy: 2, limitedBy: hexDigest.endIndex) {
+        digest.append(try #require(UInt8(hexDigest[index..<next], radix: 16), "not hex: \(hexDigest)"))
+        index = next
+    }
+    #expect(result.status == 0 && digest.count == 32, "openssl: \(result.status) \(result.stdout) \(result.stderr)")
+    return digest
 }
 
 let opensslAvailable = FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl")

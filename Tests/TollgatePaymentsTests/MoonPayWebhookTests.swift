@@ -39,9 +39,9 @@ struct MoonPayWebhookTests {
     }
 
     @Test("the signature also matches one computed by openssl at test time", .enabled(if: opensslAvailable))
-    func opensslAgrees() throws {
+    func opensslAgrees() async throws {
         let body = #"{"type":"transaction_updated","data":{"id":"x-\#(UUID().uuidString)","externalTransactionId":"dep_9","status":"completed","quoteCurrencyAmount":"7","currency":{"code":"usdc"}}}"#
-        let mac = try opensslHMAC(key: "another key", message: bytes("1767225660." + body))
+        let mac = try await opensslHMAC(key: "another key", message: bytes("1767225660." + body))
         let provider = MoonPayProvider(webhookKey: "another key")
         let event = try provider.verifyWebhook(
             headers: ["moonpay-signature-v2": "t=1767225660,s=\(hex(mac))"], body: bytes(body), now: signingTime)
