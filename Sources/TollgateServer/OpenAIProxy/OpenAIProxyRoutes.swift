@@ -174,7 +174,7 @@ struct OpenAIProxyRoutes: Sendable {
             let progress = StreamProgress(StreamMeter(
                 batchTokens: configuration.batchTokens, batchInterval: configuration.batchInterval,
                 clientWantsUsage: call.clientWantsUsage, start: .now))
-            let out = StreamWriter(writer)
+            let out = StreamWriter(writer, keeping: configuration.upstreamTimeout)
             var ending: StreamEnding?
             do {
                 // The client closing its connection cancels the relay (and so the upstream
@@ -232,11 +232,13 @@ struct OpenAIProxyRoutes: Sendable {
 
     /// Whether a read timeout of the upstream's stream is the client's doing. AsyncHTTPClient's
     /// read timer keeps running while the proxy, blocked writing to a client that does not read,
-    /// does not ask for more; so a timeout reported by a wait shorter than half the timeout came
-    /// mostly from time the proxy spent away from the upstream, not from the upstream's silence.
-    /// (A silent upstream is waited on for nearly the whole timeout.)
-    static func clientCausedReadTimeout(waitedOnUpstream waited: Duration, upstreamTimeout: Duration) -> Bool {
-        waited < upstreamTimeout / 2
+    /// does not ask for more (what it had read ahead is handed over first, at once); so a
+    /// timeout when the proxy spent at least half of the last timeout's span writing to the
+    /// client came from the client's backpressure, not from the upstream's silence. Time spent
+    /// elsewhere (a batch decided on a loaded machine) counts for neither: a silent upstream
+    /// is never blamed on a client that reads.
+    static func clientCausedReadTimeout(timeWriting: Duration, upstreamTimeout: Duration) -> Bool {
+        timeWriting >= upstreamTimeout / 2
     }
 
     /// Relays the upstream's events until its answer ends, a batch is refused, or it fails.
@@ -250,14 +252,13 @@ struct OpenAIProxyRoutes: Sendable {
         var batches = 0
         while true {
             let next: ByteBuffer?
-            let waitStarted = ContinuousClock.now
             do {
                 next = try await iterator.next()
             } catch {
                 let failure = UpstreamFailure(error)
                 if failure == .cancelled { throw CancellationError() }
-                if failure == .timedOut,
-                   Self.clientCausedReadTimeout(waitedOnUpstream: .now - waitStarted, upstreamTimeout: configuration.upstreamTimeout) {
+                if failure == .timedOut, Self.clientCausedReadTimeout(
+                    timeWriting: out.timeWriting(within: configuration.upstreamTimeout), upstreamTimeout: configuration.upstreamTimeout) {
                     try await out.write(OpenAIError.clientTooSlow.streamEvent)
                     return .clientStalled
                 }
@@ -414,8 +415,30 @@ private final class StreamProgress: Sendable {
 /// then the settle after it).
 private final class StreamWriter: @unchecked Sendable {
     private var writer: any ResponseBodyWriter
-    init(_ writer: any ResponseBodyWriter) { self.writer = writer }
+    /// When recent writes started and ended (a client that does not read makes them wait);
+    /// writes older than `kept` are dropped.
+    private var writes: [(start: ContinuousClock.Instant, end: ContinuousClock.Instant)] = []
+    private let kept: Duration
 
-    func write(_ bytes: [UInt8]) async throws { try await writer.write(ByteBuffer(bytes: bytes)) }
+    init(_ writer: any ResponseBodyWriter, keeping kept: Duration) {
+        self.writer = writer
+        self.kept = kept
+    }
+
+    func write(_ bytes: [UInt8]) async throws {
+        let started = ContinuousClock.now
+        defer {
+            let now = ContinuousClock.now
+            writes.append((started, now))
+            if let stale = writes.firstIndex(where: { $0.end >= now - kept }), stale > 0 { writes.removeFirst(stale) }
+        }
+        try await writer.write(ByteBuffer(bytes: bytes))
+    }
+
+    /// How long writes took within the last `span` (at most what is kept).
+    func timeWriting(within span: Duration) -> Duration {
+        let since = ContinuousClock.now - span
+        return writes.reduce(.zero) { total, write in write.end > since ? total + (write.end - max(write.start, since)) : total }
+    }
     func finish() async throws { try await writer.finish(nil) }
 }
