@@ -21,11 +21,10 @@ public final class RedisCluster: Sendable {
         for _ in 0..<(primaries * (1 + replicasPerPrimary)) {
             nodes.append(try await RedisServer(tcp: true, extraArguments: [
                 "--cluster-enabled", "yes",
-                "--cluster-port", String(try RedisServer.freePort()),
                 "--cluster-node-timeout", String(nodeTimeout.components.seconds * 1000 + nodeTimeout.components.attoseconds / 1_000_000_000_000_000),
                 "--cluster-replica-validity-factor", "0",
                 "--cluster-allow-reads-when-down", "no",
-            ]))
+            ], clusterBus: true))
         }
         self.nodes = nodes
         let addresses = nodes.compactMap { $0.port.map { "127.0.0.1:\($0)" } }

@@ -8,11 +8,14 @@ public final class RedisServer: Sendable {
     /// Where the server listens on its unix socket.
     public let socketPath: String
     /// The TCP port, when the server was started with one.
-    public let port: Int?
+    public var port: Int? { ports.withLock { $0.client } }
     /// The server's private folder (data, socket, log).
     public let directory: URL
     private let persistent: Bool
     private let extraArguments: [String]
+    /// The TCP port and the cluster bus port; drawn again when the first start fails, for
+    /// another process may bind a free port between the draw and the server's own bind.
+    private let ports: Mutex<(client: Int?, clusterBus: Int?)>
     private let process: Mutex<ChildProcess?>
 
     /// The unix-socket address of the server.
@@ -28,16 +31,29 @@ public final class RedisServer: Sendable {
     ///   - persistent: keep data across `restart()` (AOF on), as the embedded server does.
     ///   - extraArguments: more `redis-server` options, appended after the defaults (for
     ///     example `["--requirepass", "secret"]`); they apply to every `start()`.
-    public init(tcp: Bool = false, persistent: Bool = false, extraArguments: [String] = []) async throws {
+    ///   - clusterBus: a cluster node: also give it a free cluster bus port (`--cluster-port`).
+    public init(tcp: Bool = false, persistent: Bool = false, extraArguments: [String] = [], clusterBus: Bool = false) async throws {
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("tollgate-redis-\(UUID().uuidString.prefix(8))", isDirectory: true)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         self.directory = directory
         self.socketPath = directory.appendingPathComponent("redis.sock").path
-        self.port = tcp ? try Self.freePort() : nil
+        let drawPorts = { (client: tcp ? try Self.freePort() : nil, clusterBus: clusterBus ? try Self.freePort() : nil) }
+        self.ports = Mutex(try drawPorts())
         self.persistent = persistent
         self.extraArguments = extraArguments
         self.process = Mutex(nil)
+        // A port free when drawn can be bound by another process before the server binds it
+        // (CI once lost a cluster node so): the first start draws new ports and tries again.
+        for _ in 0..<((tcp || clusterBus) ? 4 : 0) {
+            do {
+                try await start()
+                return
+            } catch is RedisServerError {
+                let fresh = try drawPorts()
+                ports.withLock { $0 = fresh }
+            }
+        }
         try await start()
     }
 
@@ -80,6 +96,7 @@ public final class RedisServer: Sendable {
 
     /// Starts the server again on the same socket and port (after `stop()`).
     public func start() async throws {
+        let (port, clusterBus) = ports.withLock { $0 }
         let arguments = [
             "--port", String(port ?? 0),
             "--bind", "127.0.0.1",
@@ -90,7 +107,7 @@ public final class RedisServer: Sendable {
             "--appendonly", persistent ? "yes" : "no",
             "--logfile", directory.appendingPathComponent("redis.log").path,
             "--daemonize", "no",
-        ] + extraArguments
+        ] + (clusterBus.map { ["--cluster-port", String($0)] } ?? []) + extraArguments
         let child: ChildProcess
         do {
             child = try ChildProcess.spawn(try Self.redisServerExecutable().path, arguments, stdout: "/dev/null", stderr: "/dev/null")
