@@ -266,11 +266,12 @@ struct OpenAIProxyTests {
     func slowReadingClient() async throws {
         try await F.with(arguments: ["--openai-upstream-timeout", "2s"]) { f in
             // About 24 MB of answer in 3000 chunks: more than every buffer between the upstream
-            // and a client that reads nothing for 5 s holds, so the proxy's writes block.
+            // and a client that reads nothing holds, so a proxy's write waits. The pause is five
+            // times the timeout, for a loaded machine's proxy takes seconds to fill them.
             let result = try await CommandRunner.run(
                 URL(fileURLWithPath: "/usr/bin/python3"),
                 [F.packageRoot.appendingPathComponent("Tests/OpenAIProxy/slow_reader.py").path, "--port", "\(f.server.port)",
-                 "--key", f.key.secret, "--content", "prompt=7 tokens=3000 pad=8000", "--pause", "5"])
+                 "--key", f.key.secret, "--content", "prompt=7 tokens=3000 pad=8000", "--pause", "10"])
             try #require(result.status == 0, "slow_reader.py failed:\n\(result.stdout)\n\(result.stderr.suffix(4000))")
             let read = try JSONValue(parsing: Array((result.stdout.split(separator: "\n").last.map(String.init) ?? "").utf8))
             #expect(read["status"] == "200", "\(read)")

@@ -174,13 +174,13 @@ struct OpenAIProxyRoutes: Sendable {
             let progress = StreamProgress(StreamMeter(
                 batchTokens: configuration.batchTokens, batchInterval: configuration.batchInterval,
                 clientWantsUsage: call.clientWantsUsage, start: .now))
-            let out = StreamWriter(writer, keeping: configuration.upstreamTimeout)
+            let out = StreamWriter(writer)
             var ending: StreamEnding?
             do {
                 // The client closing its connection cancels the relay (and so the upstream
                 // request) at once, rather than at the next write.
                 ending = try await request.body.consumeWithCancellationOnInboundClose { _ in
-                    try await relay(call, hold, response, progress, out, logger: logger)
+                    try await watchedRelay(call, hold, response, progress, out, logger: logger)
                 }
             } catch {
                 ending = nil
@@ -230,38 +230,59 @@ struct OpenAIProxyRoutes: Sendable {
         metrics.recordCall(call.endpoint, .clientGone)
     }
 
-    /// Whether a read timeout of the upstream's stream is the client's doing. AsyncHTTPClient's
-    /// read timer keeps running while the proxy, blocked writing to a client that does not read,
-    /// does not ask for more (what it had read ahead is handed over first, at once); so a
-    /// timeout when the proxy spent at least half of the last timeout's span writing to the
-    /// client came from the client's backpressure, not from the upstream's silence. Time spent
-    /// elsewhere (a batch decided on a loaded machine) counts for neither: a silent upstream
-    /// is never blamed on a client that reads.
-    static func clientCausedReadTimeout(timeWriting: Duration, upstreamTimeout: Duration) -> Bool {
-        timeWriting >= upstreamTimeout / 2
+    /// Relays the upstream's stream, its waits on the upstream timed: when one lasts the
+    /// upstream timeout, the relay is stopped and the stream ends with `upstream_timeout`.
+    /// Only those waits count: time spent writing to the client or deciding a batch is not
+    /// the upstream's silence.
+    private func watchedRelay(
+        _ call: ProxiedCall, _ hold: MeteredHold, _ response: HTTPClientResponse, _ progress: StreamProgress, _ out: StreamWriter,
+        logger: Logger
+    ) async throws -> StreamEnding {
+        let wait = UpstreamWait()
+        let timeout = configuration.upstreamTimeout
+        let ending = try await withThrowingTaskGroup(of: StreamEnding?.self) { group in
+            group.addTask { try await relay(call, hold, response, progress, out, wait, logger: logger) }
+            group.addTask {
+                try await wait.watch(timeout: timeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            let first = try await group.next() ?? nil
+            guard first == nil else { return first }
+            // The watch ended first: the upstream was silent for the timeout. The relay,
+            // waiting on it, ends on its cancellation (or has just ended on its own).
+            group.cancelAll()
+            return try? await group.next() ?? nil
+        }
+        if let ending { return ending }
+        try await out.write(OpenAIError.upstreamTimedOut.streamEvent)
+        return .upstreamFailed
     }
 
     /// Relays the upstream's events until its answer ends, a batch is refused, or it fails.
     /// Throws when the client is gone (a write failed, or the task was cancelled).
     private func relay(
         _ call: ProxiedCall, _ hold: MeteredHold, _ response: HTTPClientResponse, _ progress: StreamProgress, _ out: StreamWriter,
-        logger: Logger
+        _ wait: UpstreamWait, logger: Logger
     ) async throws -> StreamEnding {
         var reader = SSEEventReader()
         var iterator = response.body.makeAsyncIterator()
         var batches = 0
         while true {
+            if out.longestWrite >= configuration.upstreamTimeout {
+                // The client did not read for as long as the upstream may be silent: it is
+                // cut as a client that left, not kept holding the upstream's connection.
+                try await out.write(OpenAIError.clientTooSlow.streamEvent)
+                return .clientStalled
+            }
             let next: ByteBuffer?
             do {
+                wait.begin()
+                defer { wait.end() }
                 next = try await iterator.next()
             } catch {
                 let failure = UpstreamFailure(error)
                 if failure == .cancelled { throw CancellationError() }
-                if failure == .timedOut, Self.clientCausedReadTimeout(
-                    timeWriting: out.timeWriting(within: configuration.upstreamTimeout), upstreamTimeout: configuration.upstreamTimeout) {
-                    try await out.write(OpenAIError.clientTooSlow.streamEvent)
-                    return .clientStalled
-                }
                 try await out.write(failure == .timedOut ? OpenAIError.upstreamTimedOut.streamEvent : OpenAIError.upstreamBroken.streamEvent)
                 return .upstreamFailed
             }
@@ -415,30 +436,35 @@ private final class StreamProgress: Sendable {
 /// then the settle after it).
 private final class StreamWriter: @unchecked Sendable {
     private var writer: any ResponseBodyWriter
-    /// When recent writes started and ended (a client that does not read makes them wait);
-    /// writes older than `kept` are dropped.
-    private var writes: [(start: ContinuousClock.Instant, end: ContinuousClock.Instant)] = []
-    private let kept: Duration
+    /// The longest a write has waited (a client that does not read makes them wait).
+    private(set) var longestWrite: Duration = .zero
 
-    init(_ writer: any ResponseBodyWriter, keeping kept: Duration) {
-        self.writer = writer
-        self.kept = kept
-    }
+    init(_ writer: any ResponseBodyWriter) { self.writer = writer }
 
     func write(_ bytes: [UInt8]) async throws {
         let started = ContinuousClock.now
-        defer {
-            let now = ContinuousClock.now
-            writes.append((started, now))
-            if let stale = writes.firstIndex(where: { $0.end >= now - kept }), stale > 0 { writes.removeFirst(stale) }
-        }
+        defer { longestWrite = max(longestWrite, ContinuousClock.now - started) }
         try await writer.write(ByteBuffer(bytes: bytes))
     }
 
-    /// How long writes took within the last `span` (at most what is kept).
-    func timeWriting(within span: Duration) -> Duration {
-        let since = ContinuousClock.now - span
-        return writes.reduce(.zero) { total, write in write.end > since ? total + (write.end - max(write.start, since)) : total }
-    }
     func finish() async throws { try await writer.finish(nil) }
+}
+
+/// When the relay began waiting on the upstream for more of its stream, if it waits now; a
+/// watch beside the relay ends when one wait has lasted the upstream timeout.
+private final class UpstreamWait: Sendable {
+    private let since = Mutex<ContinuousClock.Instant?>(nil)
+
+    func begin() { since.withLock { $0 = .now } }
+    func end() { since.withLock { $0 = nil } }
+
+    /// Returns once a wait has lasted `timeout`; throws when cancelled.
+    func watch(timeout: Duration) async throws {
+        // Checked often enough that a timeout ends within a twentieth of itself of when it is due.
+        let tick = min(max(timeout / 20, .milliseconds(10)), .milliseconds(250))
+        while true {
+            try await Task.sleep(for: tick)
+            if let started = since.withLock({ $0 }), ContinuousClock.now - started >= timeout { return }
+        }
+    }
 }
