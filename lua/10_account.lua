@@ -87,6 +87,17 @@ local function available(a)
   return a.balance - a.held
 end
 
+-- Refuses a credit of amount that would take the balance, or for promotional credit also the
+-- promotional part, past 2^53 micro-credits (beyond it doubles are inexact and a reply no
+-- longer reads). The promotional part is checked on its own: on a credit line in debt it is
+-- larger than the balance. Called before anything is written (expiry only lowers both):
+-- Redis does not roll back a function that fails after writing.
+local function ensure_room_for_credit(a, amount, promotional)
+  if a.balance + amount > MAX_AMOUNT or (promotional and a.promo + amount > MAX_AMOUNT) then
+    fail('amount_out_of_range', 'the balance would exceed 2^53 micro-credits')
+  end
+end
+
 -- The one reply shape of every account step:
 --   1 outcome 'ok' | 'denied'   2 reason ('' when ok)   3 balance   4 held   5 credit_limit
 --   6 status   7 ledger entry id ('' if none)   8 hold seq ('' if none)

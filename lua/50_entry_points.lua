@@ -72,11 +72,7 @@ redis.register_function('credit', function(keys, args)
   local a = load_account(k)
   return idempotent(k, 'credit|' .. kind .. '|' .. fmt(amount) .. '|' .. fmt(expires), function()
     if a.status == 'closed' then return denied(a, 'account_closed') end
-    -- Checked before anything is written (expiry only lowers the balance): Redis does not
-    -- roll back a function that fails after writing.
-    if amount > 0 and a.balance + amount > MAX_AMOUNT then
-      fail('amount_out_of_range', 'the balance would exceed 2^53 micro-credits')
-    end
+    if amount > 0 then ensure_room_for_credit(a, amount, kind == 'grant') end
     expire_due(k, a, now, periods)
     if expires <= now then return denied(a, 'expired') end
     if amount < 0 and (available(a) + amount < -a.credit_limit

@@ -142,10 +142,7 @@ end)
 -- The body of coupon_credit, once its arguments are checked.
 local function credit_claimed_coupon(k, now, periods, hash, ref, amount, credit_expires, window)
   local a = load_account(k)
-  -- Before anything is written (expiry only lowers the balance).
-  if a.balance + amount > MAX_AMOUNT then
-    fail('amount_out_of_range', 'the balance would exceed 2^53 micro-credits')
-  end
+  ensure_room_for_credit(a, amount, true)
   expire_due(k, a, now, periods)
   local marker = COUPON_MARKER .. hash
   if redis.call('HEXISTS', k.acct, marker) == 1 then
@@ -283,9 +280,7 @@ redis.register_function('deposit_complete', function(keys, args)
   end
   local credits = amount_arg(args[12], 'credits')
   local received = args[13] or ''
-  if a.balance + credits > MAX_AMOUNT then
-    fail('amount_out_of_range', 'the balance would exceed 2^53 micro-credits')
-  end
+  ensure_room_for_credit(a, credits, false)
   local detail, flag = 0, nil
   if d[1] == 'completed' then
     detail, flag = 2, 'duplicate_payment'

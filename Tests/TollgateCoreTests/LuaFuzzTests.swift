@@ -337,6 +337,29 @@ struct LuaFuzzTests {
         #expect(again.replayed && again.account?.balance == money("8"))
     }
 
+    @Test("on a credit line in debt, promotional credit that would pass 2^53 is refused though the balance would not: nothing written, the next reply reads",
+          .enabled(if: !TestRedis.isCluster, "reads DEBUG DIGEST of the one Redis"))
+    func promotionalCreditBoundInDebt() async throws {
+        let fixture = try await EngineFixture(redisArguments: ["--enable-debug-command", "local"])
+        let id = try await fixture.account("in-debt", creditLimit: "1000")
+        #expect(try await fixture.engine.debit(id, amount: money("1000"), requestID: request("spend")).allowed)
+        #expect(try await fixture.engine.credit(id, amount: money("9007199000"), kind: .grant, requestID: request("g1")).allowed)
+        let before = try await fixture.engine.redis.send("DEBUG", "DIGEST").string
+        // The balance would end at 9,007,198,300 credits, in range; the promotional part at
+        // 9,007,199,300, past 2^53 micro-credits.
+        do {
+            _ = try await fixture.engine.credit(id, amount: money("300"), kind: .grant, requestID: request("g2"))
+            Issue.record("promotional credit beyond 2^53 micro-credits was accepted")
+        } catch {
+            #expect(error.code == .amountOutOfRange, "\(error)")
+        }
+        #expect(try await fixture.engine.redis.send("DEBUG", "DIGEST").string == before, "the refused grant wrote something")
+        // Paid credit of the same amount fits: only the promotional part was out of range.
+        let topUp = try await fixture.engine.credit(id, amount: money("300"), requestID: request("t"))
+        #expect(topUp.allowed && topUp.account?.balance == money("9007198300"))
+        #expect(try await fixture.engine.audit().isClean)
+    }
+
     @Test("a credit refused as out of range, with a grant's expiry due, writes nothing (not even the expiry)",
           .enabled(if: !TestRedis.isCluster, "reads DEBUG DIGEST of the one Redis"))
     func refusalWithExpiryDueWritesNothing() async throws {
