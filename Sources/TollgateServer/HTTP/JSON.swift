@@ -36,40 +36,47 @@ enum JSON {
         // No body at all reads as `{}`: routes whose fields are all optional (a hold's
         // release) need none, and the others then say which field is missing.
         let data = buffer.readableBytes == 0 ? Data("{}".utf8) : Data(buffer.readableBytesView)
-        let object: Any
+        // One parse: the unknown-field check runs inside the decoding, on the same tree.
         do {
-            object = try JSONSerialization.jsonObject(with: data)
-        } catch {
-            throw APIError.badRequest("the body is not valid JSON")
-        }
-        guard let fields = object as? [String: Any] else { throw APIError.badRequest("the body must be a JSON object") }
-        let unknown = Set(fields.keys).subtracting(T.fields)
-        guard unknown.isEmpty else {
-            throw APIError.badRequest("unknown field(s): \(unknown.sorted().joined(separator: ", ")); allowed: \(T.fields.sorted().joined(separator: ", "))")
-        }
-        do {
-            return try JSONDecoder().decode(T.self, from: data)
+            return try JSONDecoder().decode(StrictBody<T>.self, from: data).value
+        } catch let error as UnknownFields {
+            throw APIError.badRequest("\(path(error.codingPath)): \(error.description)")
         } catch let error as DecodingError {
             throw APIError.badRequest(describe(error))
         }
     }
 
+    private static func path(_ codingPath: [any CodingKey]) -> String {
+        let joined = codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+        return joined.isEmpty ? "the body" : "'\(joined)'"
+    }
+
     private static func describe(_ error: DecodingError) -> String {
-        func path(_ context: DecodingError.Context) -> String {
-            let joined = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
-            return joined.isEmpty ? "the body" : "'\(joined)'"
-        }
         switch error {
         case .keyNotFound(let key, let context):
-            let parent = context.codingPath.isEmpty ? "" : " in \(path(context))"
+            let parent = context.codingPath.isEmpty ? "" : " in \(path(context.codingPath))"
             return "missing field '\(key.stringValue)'\(parent)"
+        case .typeMismatch(_, let context) where context.codingPath.isEmpty:
+            return "the body must be a JSON object"
         case .typeMismatch(_, let context), .valueNotFound(_, let context):
-            return "\(path(context)) has the wrong type: \(context.debugDescription)"
+            return "\(path(context.codingPath)) has the wrong type: \(context.debugDescription)"
+        case .dataCorrupted(let context) where context.codingPath.isEmpty:
+            return "the body is not valid JSON"
         case .dataCorrupted(let context):
-            return "\(path(context)): \(context.debugDescription)"
+            return "\(path(context.codingPath)): \(context.debugDescription)"
         @unknown default:
             return "the body does not match the expected shape"
         }
+    }
+}
+
+/// Decodes `T` after refusing the fields it does not know, from the decoder's one parse.
+private struct StrictBody<T: StrictDecodable>: Decodable {
+    let value: T
+
+    init(from decoder: any Decoder) throws {
+        try refuseUnknownFields(decoder, T.fields.sorted())
+        value = try T(from: decoder)
     }
 }
 

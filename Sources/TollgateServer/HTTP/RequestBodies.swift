@@ -91,15 +91,24 @@ struct LimitsBody: StrictDecodable {
     }
 }
 
-/// Refuses a JSON object that has fields other than `allowed` (for nested objects, where
-/// `JSON.decode` cannot look).
+/// Refuses a JSON object that has fields other than `allowed`, at the top of a body
+/// (`JSON.decode`) and in nested objects alike.
 func refuseUnknownFields(_ decoder: any Decoder, _ allowed: [String]) throws {
     let container = try decoder.container(keyedBy: AnyCodingKey.self)
     let unknown = container.allKeys.map(\.stringValue).filter { !allowed.contains($0) }
     guard unknown.isEmpty else {
-        throw DecodingError.dataCorrupted(.init(
-            codingPath: container.codingPath,
-            debugDescription: "unknown field(s) \(unknown.sorted().joined(separator: ", ")); allowed: \(allowed.joined(separator: ", "))"))
+        throw UnknownFields(codingPath: container.codingPath, unknown: unknown.sorted(), allowed: allowed)
+    }
+}
+
+/// A JSON object with fields its type does not know; `JSON.decode` answers it with 400.
+struct UnknownFields: Error, CustomStringConvertible {
+    let codingPath: [any CodingKey]
+    let unknown: [String]
+    let allowed: [String]
+
+    var description: String {
+        "unknown field(s) \(unknown.joined(separator: ", ")); allowed: \(allowed.joined(separator: ", "))"
     }
 }
 
