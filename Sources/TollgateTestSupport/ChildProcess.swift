@@ -51,7 +51,7 @@ public final class ChildProcess: Sendable {
     @discardableResult
     public func stop(signal: Int32 = SIGTERM, timeout: Duration = .seconds(10)) async -> Int32 {
         if let status = reap(blocking: false) { return status }
-        kill(pid, signal)
+        deliver(signal)
         if let status = await waitForExit(timeout: timeout) { return status }
         kill(pid, SIGKILL)
         return reap(blocking: true) ?? -1
@@ -62,7 +62,7 @@ public final class ChildProcess: Sendable {
     @discardableResult
     public func stopWaiting(signal: Int32 = SIGTERM, timeout: Duration = .seconds(5)) -> Int32 {
         if let status = reap(blocking: false) { return status }
-        kill(pid, signal)
+        deliver(signal)
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if let status = reap(blocking: false) { return status }
@@ -70,6 +70,13 @@ public final class ChildProcess: Sendable {
         }
         kill(pid, SIGKILL)
         return reap(blocking: true) ?? -1
+    }
+
+    /// Sends a stopping signal and SIGCONT after it: a process a fault test left paused
+    /// (SIGSTOP) acts on it at once instead of holding the caller until the SIGKILL.
+    private func deliver(_ signal: Int32) {
+        kill(pid, signal)
+        if signal != SIGKILL { kill(pid, SIGCONT) }
     }
 
     /// Waits up to `timeout` for the exit, polling without blocking a thread; the wait status,

@@ -62,8 +62,8 @@ public final class RedisServer: Sendable {
         try? FileManager.default.removeItem(at: directory)
     }
 
-    /// Stops the server (SIGTERM) and waits for it to exit; SIGKILL after 5 s, for a server
-    /// left paused (SIGSTOP) by a fault test does not act on SIGTERM.
+    /// Stops the server (SIGTERM, with SIGCONT for a server a fault test left paused) and
+    /// waits for it to exit; SIGKILL after 5 s.
     public func stop() {
         let running = process.withLock { current -> ChildProcess? in
             defer { current = nil }
