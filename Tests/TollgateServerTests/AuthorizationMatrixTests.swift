@@ -1,9 +1,11 @@
 import Crypto
 import Foundation
 import Testing
+import TollgateServer
 import TollgateTestSupport
 
-/// Every route × every kind of caller gets the intended status.
+/// Every route × every kind of caller gets the status its access rule, as the router holds
+/// it, says; and every route the router serves has a rule.
 @Suite("authorization matrix")
 struct AuthorizationMatrixTests {
     enum Caller: String, CaseIterable, CustomStringConvertible {
@@ -11,25 +13,22 @@ struct AuthorizationMatrixTests {
         var description: String { rawValue }
     }
 
-    /// Who may call a route.
-    enum Access {
-        /// The admin token only.
-        case admin
-        /// The service token only.
-        case service
-        /// The admin token, or the account-scoped token of the account in the path.
-        case adminOrOwn
-        /// Anyone, with or without a token.
-        case open
-        /// Any valid token (admin, service, any account's).
-        case anyToken
+    /// The callers a rule lets through, written here apart from the server's own check.
+    static func allowed(by access: Access) -> Set<Caller> {
+        switch access {
+        case .open: return Set(Caller.allCases)
+        case .anyToken: return [.admin, .service, .own, .other]
+        case .admin: return [.admin]
+        case .service: return [.service]
+        case .adminOrOwner, .adminOrOwnerMetered: return [.admin, .own]
+        case .routeCredential: return []
+        }
     }
 
     struct Route: CustomStringConvertible {
         let method: String
         let path: String
         let body: [String: Any]?
-        let access: Access
         /// The status of an allowed call.
         let success: Int
         /// A different body for some callers: where each allowed call needs its own (one coupon
@@ -92,63 +91,70 @@ struct AuthorizationMatrixTests {
             let usage: [[String: Any]] = [["meter": "api_call", "quantity": 1]]
             let deposit: [String: Any] = ["amount": "5", "token": "USDT", "provider": "moonpay"]
             let routes: [Route] = [
-                Route(method: "POST", path: "/v1/authorize", body: ["account": "acme", "request_id": "m-auth", "usage": usage], access: .service, success: 200),
-                Route(method: "POST", path: "/v1/holds/\(holds[0])/report", body: ["request_id": "m-report", "usage": usage], access: .service, success: 200),
-                Route(method: "POST", path: "/v1/holds/\(holds[1])/settle", body: ["request_id": "m-settle"], access: .service, success: 200),
-                Route(method: "POST", path: "/v1/holds/\(holds[2])/release", body: ["request_id": "m-release"], access: .service, success: 200),
-                Route(method: "POST", path: "/v1/accounts", body: ["id": "m-new"], access: .admin, success: 201),
-                Route(method: "GET", path: "/v1/accounts/acme", body: nil, access: .adminOrOwn, success: 200),
-                Route(method: "POST", path: "/v1/accounts/acme/freeze", body: nil, access: .admin, success: 200),
-                Route(method: "POST", path: "/v1/accounts/acme/unfreeze", body: nil, access: .admin, success: 200),
-                Route(method: "POST", path: "/v1/accounts/acme/credits", body: ["amount": "1", "request_id": "m-credit"], access: .admin, success: 200),
-                Route(method: "POST", path: "/v1/accounts/acme/keys", body: nil, access: .admin, success: 201),
-                Route(method: "GET", path: "/v1/accounts/acme/keys", body: nil, access: .admin, success: 200),
-                Route(method: "DELETE", path: "/v1/keys/\(doomedKey.id)", body: nil, access: .admin, success: 200),
-                Route(method: "PUT", path: "/v1/prices/m.meter", body: ["price": "1"], access: .admin, success: 200),
-                Route(method: "GET", path: "/v1/prices", body: nil, access: .admin, success: 200),
-                Route(method: "PUT", path: "/v1/accounts/acme/limits", body: ["rpm": 1000], access: .admin, success: 200),
-                Route(method: "PUT", path: "/v1/keys/\(limitedKey.id)/limits", body: ["rpm": 1000], access: .admin, success: 200),
-                Route(method: "GET", path: "/v1/accounts/acme/ledger", body: nil, access: .adminOrOwn, success: 200),
-                Route(method: "GET", path: "/v1/audit", body: nil, access: .admin, success: 200),
-                Route(method: "POST", path: "/v1/accounts/acme/tokens", body: nil, access: .admin, success: 201),
-                Route(method: "GET", path: "/v1/accounts/acme/tokens", body: nil, access: .admin, success: 200),
-                Route(method: "DELETE", path: "/v1/accounts/acme/tokens/\(doomedTokens[0])", body: nil, access: .adminOrOwn, success: 200,
+                Route(method: "POST", path: "/v1/authorize", body: ["account": "acme", "request_id": "m-auth", "usage": usage], success: 200),
+                Route(method: "POST", path: "/v1/holds/\(holds[0])/report", body: ["request_id": "m-report", "usage": usage], success: 200),
+                Route(method: "POST", path: "/v1/holds/\(holds[1])/settle", body: ["request_id": "m-settle"], success: 200),
+                Route(method: "POST", path: "/v1/holds/\(holds[2])/release", body: ["request_id": "m-release"], success: 200),
+                Route(method: "POST", path: "/v1/accounts", body: ["id": "m-new"], success: 201),
+                Route(method: "GET", path: "/v1/accounts/acme", body: nil, success: 200),
+                Route(method: "POST", path: "/v1/accounts/acme/freeze", body: nil, success: 200),
+                Route(method: "POST", path: "/v1/accounts/acme/unfreeze", body: nil, success: 200),
+                Route(method: "POST", path: "/v1/accounts/acme/credits", body: ["amount": "1", "request_id": "m-credit"], success: 200),
+                Route(method: "POST", path: "/v1/accounts/acme/keys", body: nil, success: 201),
+                Route(method: "GET", path: "/v1/accounts/acme/keys", body: nil, success: 200),
+                Route(method: "DELETE", path: "/v1/keys/\(doomedKey.id)", body: nil, success: 200),
+                Route(method: "PUT", path: "/v1/prices/m.meter", body: ["price": "1"], success: 200),
+                Route(method: "GET", path: "/v1/prices", body: nil, success: 200),
+                Route(method: "PUT", path: "/v1/accounts/acme/limits", body: ["rpm": 1000], success: 200),
+                Route(method: "PUT", path: "/v1/keys/\(limitedKey.id)/limits", body: ["rpm": 1000], success: 200),
+                Route(method: "GET", path: "/v1/accounts/acme/ledger", body: nil, success: 200),
+                Route(method: "GET", path: "/v1/audit", body: nil, success: 200),
+                Route(method: "POST", path: "/v1/accounts/acme/tokens", body: nil, success: 201),
+                Route(method: "GET", path: "/v1/accounts/acme/tokens", body: nil, success: 200),
+                Route(method: "DELETE", path: "/v1/accounts/acme/tokens/\(doomedTokens[0])", body: nil, success: 200,
                       paths: [.own: "/v1/accounts/acme/tokens/\(doomedTokens[1])"]),
-                Route(method: "DELETE", path: "/v1/accounts/spare/tokens", body: nil, access: .admin, success: 200),
-                Route(method: "POST", path: "/v1/coupons", body: ["amount": "1", "expires": "2099-01-01"], access: .admin, success: 201),
-                Route(method: "POST", path: "/v1/accounts/acme/redeem", body: ["code": codes[0]], access: .adminOrOwn, success: 200,
+                Route(method: "DELETE", path: "/v1/accounts/spare/tokens", body: nil, success: 200),
+                Route(method: "POST", path: "/v1/coupons", body: ["amount": "1", "expires": "2099-01-01"], success: 201),
+                Route(method: "POST", path: "/v1/accounts/acme/redeem", body: ["code": codes[0]], success: 200,
                       bodies: [.admin: ["code": codes[0]], .own: ["code": codes[1]]]),
                 Route(method: "POST", path: "/v1/accounts/acme/grants", body: ["amount": "1", "expires": "2099-01-01", "request_id": "m-grant"],
-                      access: .admin, success: 200),
-                Route(method: "GET", path: "/v1/accounts/acme/payments", body: nil, access: .adminOrOwn, success: 200),
-                Route(method: "GET", path: "/v1/accounts/acme/usage?by=meter,day", body: nil, access: .adminOrOwn, success: 200),
-                Route(method: "GET", path: "/v1/accounts/acme/reports/transactions.csv", body: nil, access: .adminOrOwn, success: 200),
-                Route(method: "GET", path: "/v1/accounts/acme/reports/transactions.json", body: nil, access: .adminOrOwn, success: 200),
-                Route(method: "GET", path: "/v1/accounts/acme/reports/usage.csv", body: nil, access: .adminOrOwn, success: 200),
-                Route(method: "GET", path: "/v1/accounts/acme/reports/usage.json", body: nil, access: .adminOrOwn, success: 200),
-                Route(method: "POST", path: "/v1/accounts/acme/deposits", body: deposit, access: .adminOrOwn, success: 201),
-                Route(method: "GET", path: "/v1/accounts/acme/deposits", body: nil, access: .adminOrOwn, success: 200),
-                Route(method: "GET", path: "/healthz", body: nil, access: .open, success: 200),
-                Route(method: "GET", path: "/readyz", body: nil, access: .open, success: 200),
-                Route(method: "GET", path: "/metrics", body: nil, access: .open, success: 200),
-                Route(method: "GET", path: "/openapi.json", body: nil, access: .open, success: 200),
+                      success: 200),
+                Route(method: "GET", path: "/v1/accounts/acme/payments", body: nil, success: 200),
+                Route(method: "GET", path: "/v1/accounts/acme/usage?by=meter,day", body: nil, success: 200),
+                Route(method: "GET", path: "/v1/accounts/acme/reports/transactions.csv", body: nil, success: 200),
+                Route(method: "GET", path: "/v1/accounts/acme/reports/transactions.json", body: nil, success: 200),
+                Route(method: "GET", path: "/v1/accounts/acme/reports/usage.csv", body: nil, success: 200),
+                Route(method: "GET", path: "/v1/accounts/acme/reports/usage.json", body: nil, success: 200),
+                Route(method: "POST", path: "/v1/accounts/acme/deposits", body: deposit, success: 201),
+                Route(method: "GET", path: "/v1/accounts/acme/deposits", body: nil, success: 200),
+                Route(method: "GET", path: "/healthz", body: nil, success: 200),
+                Route(method: "GET", path: "/readyz", body: nil, success: 200),
+                Route(method: "GET", path: "/metrics", body: nil, success: 200),
+                Route(method: "GET", path: "/openapi.json", body: nil, success: 200),
                 // Live streams and the dashboard (the SSE routes are checked below, as streams).
-                Route(method: "PUT", path: "/v1/accounts/acme/alerts", body: ["low_balance": "1"], access: .adminOrOwn, success: 200),
+                Route(method: "PUT", path: "/v1/accounts/acme/alerts", body: ["low_balance": "1"], success: 200),
                 // A plain GET is not an upgrade: an allowed caller is told so (400), after the check.
-                Route(method: "GET", path: "/v1/accounts/acme/ws", body: nil, access: .adminOrOwn, success: 400),
-                Route(method: "GET", path: "/v1/accounts", body: nil, access: .admin, success: 200),
-                Route(method: "GET", path: "/v1/whoami", body: nil, access: .anyToken, success: 200),
-                Route(method: "GET", path: "/", body: nil, access: .open, success: 200),
-                Route(method: "GET", path: "/dashboard/app.js", body: nil, access: .open, success: 200),
+                Route(method: "GET", path: "/v1/accounts/acme/ws", body: nil, success: 400),
+                Route(method: "GET", path: "/v1/accounts", body: nil, success: 200),
+                Route(method: "GET", path: "/v1/whoami", body: nil, success: 200),
+                Route(method: "GET", path: "/", body: nil, success: 200),
+                Route(method: "GET", path: "/dashboard/app.js", body: nil, success: 200),
             ]
 
-            func expected(_ route: Route, _ caller: Caller) -> Int {
-                switch (route.access, caller) {
-                case (.open, _): return route.success
-                case (_, .none), (_, .unknown): return 401
-                case (.admin, .admin), (.service, .service), (.adminOrOwn, .admin), (.adminOrOwn, .own), (.anyToken, _): return route.success
-                default: return 403
-                }
+            // Who may call each route comes from the router's own table, matched by path template.
+            let served = try OpenAPITests.servedTable()
+            let unruled = served.filter { $0.access == nil }
+            #expect(unruled.isEmpty, "routes registered without an access rule: \(unruled)")
+            func access(_ method: String, _ path: String) throws -> Access {
+                let rule = served.first { $0.method == method && Self.path(path, matches: $0.path) }?.access
+                return try #require(rule, "\(method) \(path) is served without an access rule")
+            }
+            func expected(_ access: Access, _ success: Int, _ caller: Caller) -> Int {
+                if Self.allowed(by: access).contains(caller) { return success }
+                return caller == .none || caller == .unknown ? 401 : 403
+            }
+            func expected(_ route: Route, _ caller: Caller) throws -> Int {
+                expected(try access(route.method, route.path), route.success, caller)
             }
 
             // What the matrix called, to check below that it covers every route the router serves.
@@ -157,11 +163,10 @@ struct AuthorizationMatrixTests {
             for route in routes {
                 // Callers that must be refused go first, so a route's one allowed call finds the
                 // state it expects (and a refused call has nothing to undo).
-                let order = Caller.allCases.sorted { (expected(route, $0) >= 400 ? 0 : 1) < (expected(route, $1) >= 400 ? 0 : 1) }
-                for caller in order {
+                let refusedFirst = try Caller.allCases.map { (caller: $0, want: try expected(route, $0)) }.sorted { ($0.want >= 400 ? 0 : 1) < ($1.want >= 400 ? 0 : 1) }
+                for (caller, want) in refusedFirst {
                     called.append((route.method, route.paths[caller] ?? route.path))
                     let response = try await s.request(route.method, route.paths[caller] ?? route.path, token: tokens[caller], route.bodies[caller] ?? route.body)
-                    let want = expected(route, caller)
                     if response.status != want {
                         mismatches.append("\(route) as \(caller): \(response.status), expected \(want): \(response.text.prefix(200))")
                     }
@@ -177,15 +182,15 @@ struct AuthorizationMatrixTests {
             // The event streams (SSE), read as streams: an allowed caller gets 200 and the stream,
             // anyone else 401/403 at once. The account stream is the account's (or the admin's);
             // the firehose of every account is the admin's only.
-            let streams: [(path: String, access: Access)] = [("/v1/accounts/acme/events", .adminOrOwn), ("/v1/events", .admin)]
-            for stream in streams {
-                called.append(("GET", stream.path))
+            for path in ["/v1/accounts/acme/events", "/v1/events"] {
+                called.append(("GET", path))
+                let rule = try access("GET", path)
                 for caller in Caller.allCases {
-                    let want = expected(Route(method: "GET", path: stream.path, body: nil, access: stream.access, success: 200), caller)
-                    let sse = try SSEStreams(port: s.port, path: stream.path, token: tokens[caller])
+                    let want = expected(rule, 200, caller)
+                    let sse = try SSEStreams(port: s.port, path: path, token: tokens[caller])
                     let deadline = ContinuousClock.now + .seconds(30)
                     while sse.status() == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
-                    #expect(sse.status() == want, "GET \(stream.path) as \(caller): \(sse.status()), expected \(want)")
+                    #expect(sse.status() == want, "GET \(path) as \(caller): \(sse.status()), expected \(want)")
                     sse.close()
                 }
             }
@@ -193,6 +198,7 @@ struct AuthorizationMatrixTests {
             // /v1/check authenticates the gateway by its own header, Tollgate-Service-Token
             // (Authorization carries the end user's key): only the service token gets a decision.
             let key = try await s.key(for: "acme")
+            #expect(try access("GET", "/v1/check") == .routeCredential(.serviceTokenHeader))
             called.append(("GET", "/v1/check"))
             for caller in Caller.allCases {
                 let response = try await s.check([("X-Api-Key", key.secret), ("X-Request-Id", "m-check-\(caller)")], serviceToken: tokens[caller])
@@ -205,6 +211,7 @@ struct AuthorizationMatrixTests {
 
             // A provider's webhook takes no bearer token: whatever token comes along, an unsigned
             // delivery is refused by its signature (401 missing_signature), and changes nothing.
+            #expect(try access("POST", "/v1/webhooks/moonpay") == .routeCredential(.providerSignature))
             let event = Array(#"{"type":"transaction_updated","data":{"id":"m-tx","status":"completed","externalTransactionId":"dep_x.YWNtZQ","quoteCurrencyAmount":5,"currency":{"code":"usdt_trx"}}}"#.utf8)
             for caller in Caller.allCases {
                 var headers = [("Content-Type", "application/json")]
@@ -217,12 +224,8 @@ struct AuthorizationMatrixTests {
 
             // A route the router serves and this matrix does not call would have no access check
             // at all: every served route (its path template) is matched by a call above.
-            let served = try OpenAPITests.servedRoutes()
-            let uncovered = served.filter { route in
-                let parts = route.split(separator: " ", maxSplits: 1).map(String.init)
-                return !called.contains { Self.path($0.path, matches: parts[1]) && $0.method == parts[0] }
-            }
-            #expect(uncovered.isEmpty, "served routes the authorization matrix does not call: \(uncovered.sorted())")
+            let uncovered = served.filter { route in !called.contains { Self.path($0.path, matches: route.path) && $0.method == route.method } }
+            #expect(uncovered.isEmpty, "served routes the authorization matrix does not call: \(uncovered)")
 
             // Refused calls changed nothing: the only changes are the allowed ones.
             let account = try await s.show("acme")

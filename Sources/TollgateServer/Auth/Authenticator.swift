@@ -18,7 +18,7 @@ struct Authenticator: Sendable {
     private let adminDigest: [UInt8]
     private let serviceDigest: [UInt8]
     let engine: Engine
-    /// Bounds account tokens on the costly routes (`requireAdminOrAccount(_:costly:account:)`).
+    /// Bounds account tokens on the metered routes (`Access.adminOrOwnerMetered`).
     let quota: AccountTokenQuota
 
     init(adminToken: String, serviceToken: String, engine: Engine, quota: AccountTokenQuota = AccountTokenQuota()) {
@@ -54,27 +54,29 @@ struct Authenticator: Sendable {
         return caller
     }
 
-    /// 401 without a token, 403 unless the caller is one of `allowed`.
-    @discardableResult
-    func require(_ request: Request, _ allowed: Caller...) async throws -> Caller {
-        let caller = try await caller(of: request)
-        guard allowed.contains(caller) else { throw APIError.forbidden }
-        return caller
-    }
-
-    /// The admin, or the account's own token. The caller is known (401) before the account id
-    /// in the path is read (400), so a caller without a token learns nothing from the path.
+    /// The caller `access` admits for this request: 401 without a known bearer token, 403 for
+    /// one the rule does not admit; nil for rules that take no bearer token. The caller is known
+    /// (401) before the account id in the path is read (400), so a caller without a token
+    /// learns nothing from the path.
     ///
-    /// A `costly` route (one that reads much of Redis or leaves state behind) also counts the
-    /// call against the account token's quota (429 `rate_limited` past it); the admin's are not.
-    func requireAdminOrAccount(_ request: Request, costly: Bool = false, account: () throws -> AccountID) async throws -> AccountID {
+    /// On a metered route an account token's call also counts against its quota (429
+    /// `rate_limited` past it); the admin's do not.
+    func admit(_ request: Request, _ context: some RequestContext, to access: Access) async throws -> Caller? {
+        switch access {
+        case .open, .routeCredential: return nil
+        case .anyToken, .admin, .service, .adminOrOwner, .adminOrOwnerMetered: break
+        }
         let caller = try await caller(of: request)
-        let id = try account()
-        guard caller == .admin || caller == .account(id) else { throw APIError.forbidden }
-        if costly, caller != .admin, let token = Self.bearer(request.headers[.authorization]) {
+        let pathAccount: AccountID?
+        switch access {
+        case .adminOrOwner, .adminOrOwnerMetered: pathAccount = try PathParameter.account(context)
+        default: pathAccount = nil
+        }
+        guard access.admits(caller, pathAccount: pathAccount) else { throw APIError.forbidden }
+        if access == .adminOrOwnerMetered, caller != .admin, let token = Self.bearer(request.headers[.authorization]) {
             try quota.admit(APIKeySecret.hash(token))
         }
-        return id
+        return caller
     }
 
     static func bearer(_ header: String?) -> String? {

@@ -28,16 +28,16 @@ struct OpenAIProxyRoutes: Sendable {
 
     private var configuration: OpenAIProxyConfiguration { proxy.configuration }
 
-    func register(on router: Router<TollgateRequestContext>) {
+    func register(on routes: RouteTable) {
         for endpoint in OpenAIEndpoint.allCases {
-            router.post(RouterPath(Self.prefix + endpoint.path)) { request, context in
+            routes.post(RouterPath(Self.prefix + endpoint.path), .routeCredential(.apiKey)) { request, context in
                 try await Self.inOpenAIShape { try await call(endpoint, request, logger: context.logger) }
             }
         }
-        router.get(RouterPath(Self.prefix + "/models")) { request, context in
+        routes.get(RouterPath(Self.prefix + "/models"), .routeCredential(.apiKey)) { request, context in
             try await Self.inOpenAIShape { try await models(request, path: "/models", logger: context.logger) }
         }
-        router.get(RouterPath(Self.prefix + "/models/:model")) { request, context in
+        routes.get(RouterPath(Self.prefix + "/models/:model"), .routeCredential(.apiKey)) { request, context in
             let model = context.parameters.get("model") ?? ""
             return try await Self.inOpenAIShape {
                 try await models(request, path: "/models/" + (model.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? ""),

@@ -7,74 +7,63 @@ import TollgateCore
 /// read its own account and ledger.
 struct AdminRoutes: Sendable {
     let engine: Engine
-    let auth: Authenticator
 
-    func register(on router: Router<TollgateRequestContext>) {
-        router.post("/v1/accounts") { request, _ in try await createAccount(request) }
-        router.get("/v1/accounts/:id") { request, context in
-            let id = try await auth.requireAdminOrAccount(request) { try PathParameter.account(context) }
+    func register(on routes: RouteTable) {
+        routes.post("/v1/accounts", .admin) { request, _ in try await createAccount(request) }
+        routes.get("/v1/accounts/:id", .adminOrOwner) { request, context in
+            let id = try PathParameter.account(context)
             return JSON.response(try await engineCall { () async throws(TollgateError) in try await engine.account(id) })
         }
-        router.post("/v1/accounts/:id/freeze") { request, context in try await setStatus(request, context, frozen: true) }
-        router.post("/v1/accounts/:id/unfreeze") { request, context in try await setStatus(request, context, frozen: false) }
-        router.post("/v1/accounts/:id/credits") { request, context in try await credit(request, context) }
-        router.post("/v1/accounts/:id/keys") { request, context in
-            try await auth.require(request, .admin)
+        routes.post("/v1/accounts/:id/freeze", .admin) { request, context in try await setStatus(request, context, frozen: true) }
+        routes.post("/v1/accounts/:id/unfreeze", .admin) { request, context in try await setStatus(request, context, frozen: false) }
+        routes.post("/v1/accounts/:id/credits", .admin) { request, context in try await credit(request, context) }
+        routes.post("/v1/accounts/:id/keys", .admin) { request, context in
             let id = try PathParameter.account(context)
             let created = try await engineCall { () async throws(TollgateError) in try await engine.createKey(for: id) }
             return JSON.response(created, status: .created)
         }
-        router.get("/v1/accounts/:id/keys") { request, context in
-            try await auth.require(request, .admin)
+        routes.get("/v1/accounts/:id/keys", .admin) { request, context in
             let id = try PathParameter.account(context)
             return JSON.response(try await engineCall { () async throws(TollgateError) in try await engine.keys(of: id) })
         }
-        router.delete("/v1/keys/:key_id") { request, context in
-            try await auth.require(request, .admin)
+        routes.delete("/v1/keys/:key_id", .admin) { request, context in
             let key = try PathParameter.key(context)
             try await engineCall { () async throws(TollgateError) in try await engine.revokeKey(key) }
             return JSON.response(["key_id": key.rawValue, "status": "revoked"])
         }
-        router.put("/v1/prices/:meter") { request, context in try await setPrice(request, context) }
-        router.get("/v1/prices") { request, _ in
-            try await auth.require(request, .admin)
+        routes.put("/v1/prices/:meter", .admin) { request, context in try await setPrice(request, context) }
+        routes.get("/v1/prices", .admin) { request, _ in
             let prices = try await engineCall { () async throws(TollgateError) in try await engine.prices() }
             return JSON.response(prices.sorted { $0.key < $1.key }.map { PriceBookEntry(key: $0.key, price: $0.value) })
         }
-        router.put("/v1/accounts/:id/limits") { request, context in
-            try await auth.require(request, .admin)
+        routes.put("/v1/accounts/:id/limits", .admin) { request, context in
             let id = try PathParameter.account(context)
             return try await setLimits(request, .account(id))
         }
-        router.put("/v1/keys/:key_id/limits") { request, context in
-            try await auth.require(request, .admin)
+        routes.put("/v1/keys/:key_id/limits", .admin) { request, context in
             return try await setLimits(request, .key(try PathParameter.key(context)))
         }
-        router.get("/v1/accounts/:id/ledger") { request, context in try await ledger(request, context) }
-        router.get("/v1/audit") { request, _ in
-            try await auth.require(request, .admin)
+        routes.get("/v1/accounts/:id/ledger", .adminOrOwner) { request, context in try await ledger(request, context) }
+        routes.get("/v1/audit", .admin) { request, _ in
             return JSON.response(try await engineCall { () async throws(TollgateError) in try await engine.audit() })
         }
-        router.post("/v1/accounts/:id/tokens") { request, context in
-            try await auth.require(request, .admin)
+        routes.post("/v1/accounts/:id/tokens", .admin) { request, context in
             let id = try PathParameter.account(context)
             let created = try await engineCall { () async throws(TollgateError) in try await engine.createAccountToken(for: id) }
             return JSON.response(created, status: .created)
         }
-        router.get("/v1/accounts/:id/tokens") { request, context in
-            try await auth.require(request, .admin)
+        routes.get("/v1/accounts/:id/tokens", .admin) { request, context in
             let id = try PathParameter.account(context)
             return JSON.response(try await engineCall { () async throws(TollgateError) in try await engine.accountTokens(of: id) })
         }
-        router.delete("/v1/accounts/:id/tokens") { request, context in
-            try await auth.require(request, .admin)
+        routes.delete("/v1/accounts/:id/tokens", .admin) { request, context in
             let id = try PathParameter.account(context)
             let count = try await engineCall { () async throws(TollgateError) in try await engine.revokeAccountTokens(of: id) }
             return JSON.response(RevokedTokens(account: id.rawValue, revoked: count))
         }
         // The account's own token may revoke its tokens too (signing a dashboard out).
-        router.delete("/v1/accounts/:id/tokens/:token_id") { request, context in
-            let id = try await auth.requireAdminOrAccount(request) { try PathParameter.account(context) }
+        routes.delete("/v1/accounts/:id/tokens/:token_id", .adminOrOwner) { request, context in
+            let id = try PathParameter.account(context)
             let tokenID = try PathParameter.text(context, "token_id")
             try await engineCall { () async throws(TollgateError) in try await engine.revokeAccountToken(tokenID, of: id) }
             return JSON.response(["token_id": tokenID, "status": "revoked"])
@@ -82,7 +71,6 @@ struct AdminRoutes: Sendable {
     }
 
     private func createAccount(_ request: Request) async throws -> Response {
-        try await auth.require(request, .admin)
         let body = try await JSON.decode(CreateAccountBody.self, from: request)
         guard !body.id.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
             throw APIError.badRequest("an account id must not contain control characters")
@@ -97,7 +85,6 @@ struct AdminRoutes: Sendable {
     }
 
     private func setStatus(_ request: Request, _ context: some RequestContext, frozen: Bool) async throws -> Response {
-        try await auth.require(request, .admin)
         let id = try PathParameter.account(context)
         return JSON.response(try await engineCall { () async throws(TollgateError) in
             frozen ? try await engine.freeze(id) : try await engine.unfreeze(id)
@@ -105,7 +92,6 @@ struct AdminRoutes: Sendable {
     }
 
     private func credit(_ request: Request, _ context: some RequestContext) async throws -> Response {
-        try await auth.require(request, .admin)
         let id = try PathParameter.account(context)
         let body = try await JSON.decode(CreditBody.self, from: request)
         guard let kind = CreditKind(rawValue: body.kind ?? "topup") else {
@@ -119,7 +105,6 @@ struct AdminRoutes: Sendable {
     }
 
     private func setPrice(_ request: Request, _ context: some RequestContext) async throws -> Response {
-        try await auth.require(request, .admin)
         let meter = try PathParameter.text(context, "meter")
         let body = try await JSON.decode(PriceBody.self, from: request)
         let (key, price) = try apiCall { () throws(TollgateError) in
@@ -146,7 +131,7 @@ struct AdminRoutes: Sendable {
     }
 
     private func ledger(_ request: Request, _ context: some RequestContext) async throws -> Response {
-        let id = try await auth.requireAdminOrAccount(request) { try PathParameter.account(context) }
+        let id = try PathParameter.account(context)
         let query = request.uri.queryParameters
         var limit = 50
         if let text = query["limit"] {

@@ -10,39 +10,37 @@ import TollgateCore
 /// the admin token on any. Creating coupons and granting credit are the operator's.
 struct BillingRoutes: Sendable {
     let engine: Engine
-    let auth: Authenticator
     let couponPolicy: CouponGuessingPolicy
     let clientAddress: ClientAddressResolver
 
-    func register(on router: Router<TollgateRequestContext>) {
-        router.post("/v1/coupons") { request, _ in try await createCoupons(request) }
-        router.post("/v1/accounts/:id/redeem") { request, context in try await redeem(request, context) }
-        router.post("/v1/accounts/:id/grants") { request, context in try await grant(request, context) }
-        router.get("/v1/accounts/:id/payments") { request, context in try await payments(request, context) }
-        router.get("/v1/accounts/:id/usage") { request, context in
-            let id = try await auth.requireAdminOrAccount(request, costly: true) { try PathParameter.account(context) }
+    func register(on routes: RouteTable) {
+        routes.post("/v1/coupons", .admin) { request, _ in try await createCoupons(request) }
+        routes.post("/v1/accounts/:id/redeem", .adminOrOwnerMetered) { request, context in try await redeem(request, context) }
+        routes.post("/v1/accounts/:id/grants", .admin) { request, context in try await grant(request, context) }
+        routes.get("/v1/accounts/:id/payments", .adminOrOwner) { request, context in try await payments(request, context) }
+        routes.get("/v1/accounts/:id/usage", .adminOrOwnerMetered) { request, context in
+            let id = try PathParameter.account(context)
             return JSON.response(try await breakdown(id, request.uri.queryParameters))
         }
-        router.get("/v1/accounts/:id/reports/transactions.csv") { request, context in
+        routes.get("/v1/accounts/:id/reports/transactions.csv", .adminOrOwnerMetered) { request, context in
             try await transactions(request, context, csv: true)
         }
-        router.get("/v1/accounts/:id/reports/transactions.json") { request, context in
+        routes.get("/v1/accounts/:id/reports/transactions.json", .adminOrOwnerMetered) { request, context in
             try await transactions(request, context, csv: false)
         }
-        router.get("/v1/accounts/:id/reports/usage.csv") { request, context in
-            let id = try await auth.requireAdminOrAccount(request, costly: true) { try PathParameter.account(context) }
+        routes.get("/v1/accounts/:id/reports/usage.csv", .adminOrOwnerMetered) { request, context in
+            let id = try PathParameter.account(context)
             let usage = try await breakdown(id, request.uri.queryParameters)
             return Response(status: .ok, headers: Self.download("usage", id, "csv"),
                             body: .init(byteBuffer: ByteBuffer(string: usage.csv())))
         }
-        router.get("/v1/accounts/:id/reports/usage.json") { request, context in
-            let id = try await auth.requireAdminOrAccount(request, costly: true) { try PathParameter.account(context) }
+        routes.get("/v1/accounts/:id/reports/usage.json", .adminOrOwnerMetered) { request, context in
+            let id = try PathParameter.account(context)
             return JSON.response(try await breakdown(id, request.uri.queryParameters))
         }
     }
 
     private func createCoupons(_ request: Request) async throws -> Response {
-        try await auth.require(request, .admin)
         let body = try await JSON.decode(CreateCouponsBody.self, from: request)
         let expires = try Self.time(body.expires, "expires")
         let creditExpires = try body.credit_expires.map { try Self.time($0, "credit_expires") }
@@ -60,7 +58,7 @@ struct BillingRoutes: Sendable {
     }
 
     private func redeem(_ request: Request, _ context: TollgateRequestContext) async throws -> Response {
-        let id = try await auth.requireAdminOrAccount(request, costly: true) { try PathParameter.account(context) }
+        let id = try PathParameter.account(context)
         let body = try await JSON.decode(RedeemBody.self, from: request)
         let requestID = try apiCall { () throws(TollgateError) in try body.request_id.map { (text) throws(TollgateError) in try RequestID(text) } }
         let redemption = try await engineCall { () async throws(TollgateError) in
@@ -81,7 +79,6 @@ struct BillingRoutes: Sendable {
     }
 
     private func grant(_ request: Request, _ context: TollgateRequestContext) async throws -> Response {
-        try await auth.require(request, .admin)
         let id = try PathParameter.account(context)
         let body = try await JSON.decode(GrantBody.self, from: request)
         let expires = try body.expires.map { try Self.time($0, "expires") }
@@ -93,7 +90,7 @@ struct BillingRoutes: Sendable {
     }
 
     private func payments(_ request: Request, _ context: TollgateRequestContext) async throws -> Response {
-        let id = try await auth.requireAdminOrAccount(request) { try PathParameter.account(context) }
+        let id = try PathParameter.account(context)
         let query = request.uri.queryParameters
         var kinds: Set<LedgerKind>?
         if let text = query["kind"] {
@@ -124,7 +121,7 @@ struct BillingRoutes: Sendable {
 
     /// Streams the transactions page by page: memory stays flat whatever the range holds.
     private func transactions(_ request: Request, _ context: TollgateRequestContext, csv: Bool) async throws -> Response {
-        let id = try await auth.requireAdminOrAccount(request, costly: true) { try PathParameter.account(context) }
+        let id = try PathParameter.account(context)
         let (from, to) = try Self.range(request.uri.queryParameters)
         let report = try await engineCall { () async throws(TollgateError) in try await engine.transactionReport(id, from: from, to: to) }
         let source = engine

@@ -10,7 +10,6 @@ import TollgateCore
 /// it: `GET /v1/whoami` (any token) and `GET /v1/accounts` (admin: find accounts).
 struct DashboardRoutes: Sendable {
     let engine: Engine
-    let auth: Authenticator
 
     /// The dashboard's files, read once.
     private static let files: [String: (type: String, bytes: [UInt8])] = {
@@ -27,18 +26,17 @@ struct DashboardRoutes: Sendable {
         return files
     }()
 
-    func register(on router: Router<TollgateRequestContext>) {
-        router.get("/") { _, _ in try Self.serve("index.html") }
-        router.get("/dashboard/:file") { _, context in try Self.serve(try context.parameters.require("file")) }
-        router.get("/v1/whoami") { request, _ in
-            switch try await auth.caller(of: request) {
+    func register(on routes: RouteTable) {
+        routes.get("/", .open) { _, _ in try Self.serve("index.html") }
+        routes.get("/dashboard/:file", .open) { _, context in try Self.serve(try context.parameters.require("file")) }
+        routes.get("/v1/whoami", .anyToken) { _, context in
+            switch try context.requireCaller() {
             case .admin: return JSON.response(["role": "admin"])
             case .service: return JSON.response(["role": "service"])
             case .account(let id): return JSON.response(["role": "account", "account": id.rawValue])
             }
         }
-        router.get("/v1/accounts") { request, _ in
-            try await auth.require(request, .admin)
+        routes.get("/v1/accounts", .admin) { request, _ in
             let query = request.uri.queryParameters
             let prefix = query["prefix"].map(String.init) ?? ""
             var limit = 50

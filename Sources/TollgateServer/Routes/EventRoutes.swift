@@ -11,14 +11,12 @@ import TollgateCore
 /// and the low-balance alert setting.
 struct EventRoutes: Sendable {
     let engine: Engine
-    let auth: Authenticator
     let hub: EventHub
 
-    func register(on router: Router<TollgateRequestContext>) {
-        router.get("/v1/accounts/:id/events") { request, context in
-            let caller = try await auth.caller(of: request)
+    func register(on routes: RouteTable) {
+        routes.get("/v1/accounts/:id/events", Self.streamAccess) { request, context in
+            let caller = try context.requireCaller()
             let id = try PathParameter.account(context)
-            guard caller == .admin || caller == .account(id) else { throw APIError.forbidden }
             _ = try await engineCall { () async throws(TollgateError) in try await engine.snapshot(id) }  // 404 before streaming
             let permit = try streamPermit(for: caller)
             let resume = request.headers[HTTPField.Name("Last-Event-ID")!] ?? request.uri.queryParameters["last_event_id"].map(String.init)
@@ -28,8 +26,8 @@ struct EventRoutes: Sendable {
                 try await session.run(subscription, send: send)
             }
         }
-        router.get("/v1/events") { request, _ in
-            let caller = try await auth.require(request, .admin)
+        routes.get("/v1/events", .admin) { request, context in
+            let caller = try context.requireCaller()
             let query = request.uri.queryParameters
             let kinds = Set((query["kind"].map(String.init) ?? "").split(separator: ",").map { String($0) })
             let known = Set(LedgerKind.allCases.map(\.rawValue) + ["alert"])
@@ -43,18 +41,16 @@ struct EventRoutes: Sendable {
             }
         }
         // A plain GET here is not a WebSocket upgrade: say what is wrong, after checking the caller.
-        router.get("/v1/accounts/:id/ws") { request, context -> Response in
-            let caller = try await auth.caller(of: request)
-            let id = try PathParameter.account(context)
-            guard caller == .admin || caller == .account(id) else { throw APIError.forbidden }
+        routes.get("/v1/accounts/:id/ws", Self.streamAccess) { request, context -> Response in
+            let caller = try context.requireCaller()
             // An upgrade refused only because the caller is at its stream limit: say so.
             if request.headers[.upgrade]?.lowercased() == "websocket" {
                 _ = try streamPermit(for: caller)
             }
             throw APIError(.badRequest, "websocket_required", "this route needs a WebSocket upgrade (Connection: Upgrade, Upgrade: websocket)")
         }
-        router.put("/v1/accounts/:id/alerts") { request, context in
-            let id = try await auth.requireAdminOrAccount(request) { try PathParameter.account(context) }
+        routes.put("/v1/accounts/:id/alerts", .adminOrOwner) { request, context in
+            let id = try PathParameter.account(context)
             let body = try await JSON.decode(AlertsBody.self, from: request)
             let threshold = try apiCall { () throws(TollgateError) -> Money? in
                 guard let text = body.low_balance else { return nil }
@@ -64,6 +60,9 @@ struct EventRoutes: Sendable {
             return JSON.response(AlertsView(low_balance_alert: alert))
         }
     }
+
+    /// Who may follow an account's events, over SSE and WebSocket alike.
+    static let streamAccess = Access.adminOrOwner
 
     /// A slot for one more stream of `caller`, or the 429 that refuses it.
     private func streamPermit(for caller: Caller) throws -> StreamLimiter.Permit {
@@ -167,7 +166,7 @@ struct EventRoutes: Sendable {
     static func webSocketUpgrade(
         engine: Engine, auth: Authenticator, hub: EventHub, guessing: TokenGuessingLimiter
     ) -> @Sendable (HTTPRequest, any Channel, Logger) async throws -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>> {
-        let routes = EventRoutes(engine: engine, auth: auth, hub: hub)
+        let routes = EventRoutes(engine: engine, hub: hub)
         return { request, channel, _ in
             guard let target = request.path, let components = URLComponents(string: target) else { return .dontUpgrade }
             let parts = components.percentEncodedPath.split(separator: "/", omittingEmptySubsequences: false)
@@ -179,7 +178,7 @@ struct EventRoutes: Sendable {
                   // The guessing limit before the lookup.
                   let caller = await Self.lookUp(token, headers: request.headerFields, peer: channel.remoteAddress?.ipAddress,
                                                  auth: auth, guessing: guessing),
-                  caller == .admin || caller == .account(id),
+                  Self.streamAccess.admits(caller, pathAccount: id),
                   (try? await engine.snapshot(id)) != nil,
                   // At its stream limit, the upgrade is refused.
                   let permit = try? hub.streamLimits.acquire(for: caller)

@@ -7,7 +7,6 @@ import TollgateCore
 /// nginx `auth_request` (Envoy `ext_authz` is not supported: it appends the client's path).
 struct GatewayRoutes: Sendable {
     let engine: Engine
-    let auth: Authenticator
     let metrics: ServerMetrics
     /// The status of a denied `/v1/check` other than an unknown or revoked key (403 by default).
     let denyStatus: HTTPResponse.Status
@@ -16,22 +15,21 @@ struct GatewayRoutes: Sendable {
     /// `--fail-open`: where calls allowed without Redis are journaled; nil fails closed.
     let failOpen: FailOpenJournal?
 
-    init(engine: Engine, auth: Authenticator, metrics: ServerMetrics, denyStatus: HTTPResponse.Status, serviceToken: String,
+    init(engine: Engine, metrics: ServerMetrics, denyStatus: HTTPResponse.Status, serviceToken: String,
          failOpen: FailOpenJournal? = nil) {
         self.failOpen = failOpen
         self.engine = engine
-        self.auth = auth
         self.metrics = metrics
         self.denyStatus = denyStatus
         self.serviceDigest = Array(APIKeySecret.hash(serviceToken).utf8)
     }
 
-    func register(on router: Router<TollgateRequestContext>) {
-        router.post("/v1/authorize") { request, _ in try await authorize(request) }
-        router.post("/v1/holds/:hold_id/report") { request, context in try await followUp(request, context, .report) }
-        router.post("/v1/holds/:hold_id/settle") { request, context in try await followUp(request, context, .settle) }
-        router.post("/v1/holds/:hold_id/release") { request, context in try await followUp(request, context, .release) }
-        router.get("/v1/check") { request, _ in try await check(request) }
+    func register(on routes: RouteTable) {
+        routes.post("/v1/authorize", .service) { request, _ in try await authorize(request) }
+        routes.post("/v1/holds/:hold_id/report", .service) { request, context in try await followUp(request, context, .report) }
+        routes.post("/v1/holds/:hold_id/settle", .service) { request, context in try await followUp(request, context, .settle) }
+        routes.post("/v1/holds/:hold_id/release", .service) { request, context in try await followUp(request, context, .release) }
+        routes.get("/v1/check", .routeCredential(.serviceTokenHeader)) { request, _ in try await check(request) }
     }
 
     private func decided(_ start: ContinuousClock.Instant, _ body: () async throws(TollgateError) -> Decision) async throws -> Response {
@@ -47,7 +45,6 @@ struct GatewayRoutes: Sendable {
 
     private func authorize(_ request: Request) async throws -> Response {
         let start = ContinuousClock.now
-        try await auth.require(request, .service)
         let body = try await JSON.decode(AuthorizeBody.self, from: request)
         let target: AuthorizeTarget
         switch (body.key, body.account) {
@@ -121,7 +118,6 @@ struct GatewayRoutes: Sendable {
 
     private func followUp(_ request: Request, _ context: some RequestContext, _ kind: FollowUp) async throws -> Response {
         let start = ContinuousClock.now
-        try await auth.require(request, .service)
         let hold = try PathParameter.hold(context)
         let body = try await JSON.decode(HoldFollowUpBody.self, from: request)
         let usage = try apiCall { () throws(TollgateError) in try body.usage.map { (list) throws(TollgateError) in try UsageBody.items(list) } }

@@ -12,11 +12,11 @@ struct OperationsRoutes: Sendable {
     let journal: FailOpenJournal?
     let metrics: ServerMetrics
 
-    func register(on router: Router<TollgateRequestContext>) {
-        router.get("/healthz") { _, _ in JSON.response(["status": "ok"]) }
+    func register(on routes: RouteTable) {
+        routes.get("/healthz", .open) { _, _ in JSON.response(["status": "ok"]) }
         // Ready when Redis answers and runs this build's Lua. While voids or fail-open journal
         // entries wait to be applied, the body says how many (they go by themselves).
-        router.get("/readyz") { _, _ in
+        routes.get("/readyz", .open) { _, _ in
             var body: [String: String] = [:]
             let voids = gateway.pendingVoids.waiting
             if voids > 0 { body["pending_voids"] = String(voids) }
@@ -34,11 +34,11 @@ struct OperationsRoutes: Sendable {
                 return JSON.response(body, status: .serviceUnavailable)
             }
         }
-        router.get("/metrics") { _, _ in
+        routes.get("/metrics", .open) { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                      body: .init(byteBuffer: ByteBuffer(bytes: metrics.render(redis: gateway.redis, engine: gateway, journal: journal))))
         }
-        router.get("/openapi.json") { _, _ in
+        routes.get("/openapi.json", .open) { _, _ in
             guard let url = Bundle.module.url(forResource: "openapi", withExtension: "json"),
                   let data = try? Data(contentsOf: url) else {
                 throw APIError(.internalServerError, "internal", "the OpenAPI document is missing from this build")

@@ -10,24 +10,23 @@ import TollgatePayments
 /// credits the account exactly once.
 struct PaymentRoutes: Sendable {
     let engine: Engine
-    let auth: Authenticator
     let payments: PaymentsConfiguration
 
     /// Webhook bodies above this are refused before verification.
     static let maximumWebhookBody = 64 * 1024
 
-    func register(on router: Router<TollgateRequestContext>) {
-        router.post("/v1/accounts/:id/deposits") { request, context in try await createDeposit(request, context) }
-        router.get("/v1/accounts/:id/deposits") { request, context in
-            let id = try await auth.requireAdminOrAccount(request) { try PathParameter.account(context) }
+    func register(on routes: RouteTable) {
+        routes.post("/v1/accounts/:id/deposits", .adminOrOwnerMetered) { request, context in try await createDeposit(request, context) }
+        routes.get("/v1/accounts/:id/deposits", .adminOrOwner) { request, context in
+            let id = try PathParameter.account(context)
             let deposits = try await engineCall { () async throws(TollgateError) in try await engine.deposits(id) }
             return JSON.response(["deposits": deposits])
         }
-        router.post("/v1/webhooks/:provider") { request, context in try await webhook(request, context) }
+        routes.post("/v1/webhooks/:provider", .routeCredential(.providerSignature)) { request, context in try await webhook(request, context) }
     }
 
     private func createDeposit(_ request: Request, _ context: TollgateRequestContext) async throws -> Response {
-        let id = try await auth.requireAdminOrAccount(request, costly: true) { try PathParameter.account(context) }
+        let id = try PathParameter.account(context)
         let body = try await JSON.decode(DepositBody.self, from: request)
         guard let provider = payments.provider(named: body.provider) else {
             throw APIError.badRequest("'provider' is one of \(payments.providers.map(\.name).joined(separator: ", "))")

@@ -86,7 +86,7 @@ public enum TollgateHTTPServer {
         let metrics = sharedMetrics
         let auth = Authenticator(adminToken: configuration.tokens.admin, serviceToken: configuration.tokens.service, engine: engine)
         let guessing = TokenGuessingLimiter(resolver: ClientAddressResolver(trustedProxies: configuration.trustedProxies), auth: auth)
-        let router = router(engine: engine, gateway: gateway, configuration: configuration, events: events, auth: auth, guessing: guessing)
+        let (router, _) = router(engine: engine, gateway: gateway, configuration: configuration, events: events, auth: auth, guessing: guessing)
         return Application(
             router: router,
             server: .timedHTTP1WebSocketUpgrade(
@@ -99,38 +99,39 @@ public enum TollgateHTTPServer {
     }
 
     /// Every route the server answers (the WebSocket upgrade aside, which the HTTP server
-    /// handles before routing), as `METHOD /path/{parameter}`: what the API description and
-    /// its tests are checked against.
-    public static func routes(engine: Engine, configuration: ServerConfiguration, events: EventHub) -> [String] {
+    /// handles before routing), with who may call it: what the API description, the
+    /// authorization matrix and their tests are checked against.
+    public static func routes(engine: Engine, configuration: ServerConfiguration, events: EventHub) -> [ServedRoute] {
         let auth = Authenticator(adminToken: configuration.tokens.admin, serviceToken: configuration.tokens.service, engine: engine)
         let guessing = TokenGuessingLimiter(resolver: ClientAddressResolver(trustedProxies: configuration.trustedProxies), auth: auth)
-        let router = router(engine: engine, gateway: nil, configuration: configuration, events: events, auth: auth, guessing: guessing)
-        return router.routes.map { "\($0.method.rawValue) \($0.path.description)" }
+        let (router, table) = router(engine: engine, gateway: nil, configuration: configuration, events: events, auth: auth, guessing: guessing)
+        return RouteTable.served(by: router, rules: table.rules)
     }
 
     private static func router(
         engine: Engine, gateway: Engine?, configuration: ServerConfiguration, events: EventHub, auth: Authenticator,
         guessing: TokenGuessingLimiter
-    ) -> Router<TollgateRequestContext> {
+    ) -> (Router<TollgateRequestContext>, RouteTable) {
         let metrics = sharedMetrics
         let router = Router(context: TollgateRequestContext.self)
         router.add(middleware: ErrorLoggingMiddleware())
         router.add(middleware: guessing)
-        GatewayRoutes(engine: gateway ?? engine, auth: auth, metrics: metrics,
+        let routes = RouteTable(router: router, auth: auth)
+        GatewayRoutes(engine: gateway ?? engine, metrics: metrics,
                       denyStatus: HTTPResponse.Status(code: configuration.denyStatus), serviceToken: configuration.tokens.service,
                       failOpen: configuration.failOpen)
-            .register(on: router)
-        AdminRoutes(engine: engine, auth: auth).register(on: router)
-        BillingRoutes(engine: engine, auth: auth, couponPolicy: configuration.couponPolicy,
-                      clientAddress: ClientAddressResolver(trustedProxies: configuration.trustedProxies)).register(on: router)
-        PaymentRoutes(engine: engine, auth: auth, payments: configuration.payments).register(on: router)
-        OperationsRoutes(engine: engine, gateway: gateway ?? engine, journal: configuration.failOpen, metrics: metrics).register(on: router)
-        EventRoutes(engine: engine, auth: auth, hub: events).register(on: router)
-        DashboardRoutes(engine: engine, auth: auth).register(on: router)
+            .register(on: routes)
+        AdminRoutes(engine: engine).register(on: routes)
+        BillingRoutes(engine: engine, couponPolicy: configuration.couponPolicy,
+                      clientAddress: ClientAddressResolver(trustedProxies: configuration.trustedProxies)).register(on: routes)
+        PaymentRoutes(engine: engine, payments: configuration.payments).register(on: routes)
+        OperationsRoutes(engine: engine, gateway: gateway ?? engine, journal: configuration.failOpen, metrics: metrics).register(on: routes)
+        EventRoutes(engine: engine, hub: events).register(on: routes)
+        DashboardRoutes(engine: engine).register(on: routes)
         if let proxy = configuration.openAI {
-            OpenAIProxyRoutes(proxy: proxy, gateway: gateway ?? engine, engine: engine, metrics: proxyMetrics).register(on: router)
+            OpenAIProxyRoutes(proxy: proxy, gateway: gateway ?? engine, engine: engine, metrics: proxyMetrics).register(on: routes)
         }
-        return router
+        return (router, routes)
     }
 }
 
